@@ -1,0 +1,141 @@
+/* broker.c - creating and destroying the broker: configuration in, listeners bound, workers
+ * ready to start; reload of reloadable options. */
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "broker/broker.h"
+#include "common/clock.h"
+#include "net/sock.h"
+
+int worker_init(struct broker *b, struct worker *w, uint32_t i, char *err, size_t errlen);
+void worker_fini(struct worker *w);
+int broker_init(struct broker *b, struct config *conf, char *err, size_t errlen);
+void broker_fini(struct broker *b);
+void broker_apply_log(struct broker *b, const struct config *c);
+int broker_reload(struct broker *b, const char *path);
+
+/* Applies log_dest/log_type/log_file of c to the logger. */
+void broker_apply_log(struct broker *b, const struct config *c)
+{
+    atomic_store(&b->log.mask, c->log_type);
+    b->log.timestamps = c->log_timestamp;
+    if ((c->log_dest & LOG_DEST_FILE) && c->log_file) {
+        if (log_open_file(&b->log, c->log_file))
+            log_write(&b->log, LOG_ERR, "cannot open log file %s", c->log_file);
+    }
+    atomic_store(&b->log.dests, (c->log_dest & LOG_DEST_NONE) ? 0 : c->log_dest);
+}
+
+/* Takes ownership of conf (heap-allocated with b->mem... by the caller's mem). */
+int broker_init(struct broker *b, struct config *conf, char *err, size_t errlen)
+{
+    atomic_store(&b->conf, conf);
+    b->start_s = clock_mono_ms() / 1000;
+    atomic_store(&b->next_session_id, 1);
+    b->store = store_mem_create(&b->mem);
+    b->subs = trie_create(&b->mem);
+    if (!b->store || !b->subs) {
+        snprintf(err, errlen, "out of memory");
+        return TERN_ENOMEM;
+    }
+    pthread_rwlock_init(&b->subs_lock, NULL);
+    b->fd_limit = sock_raise_nofile();
+    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    b->nworkers = conf->threads > 0 ? (uint32_t)conf->threads : (uint32_t)(cores > 0 ? cores : 1);
+    b->n_listeners = conf->n_listeners;
+    for (int i = 0; i < conf->n_listeners; i++) {
+        b->listeners[i].port = conf->listeners[i].port;
+        b->listeners[i].conf = &conf->listeners[i];
+        b->listeners[i].anonymous = conf_listener_anonymous(conf, i);
+    }
+    b->workers = mem_calloc(&b->mem, MEM_MISC, b->nworkers * sizeof *b->workers);
+    if (!b->workers) {
+        snprintf(err, errlen, "out of memory");
+        return TERN_ENOMEM;
+    }
+    for (uint32_t i = 0; i < b->nworkers; i++) {
+        int rc = worker_init(b, &b->workers[i], i, err, errlen);
+        if (rc)
+            return rc;
+    }
+    log_write(&b->log, LOG_NOTICE,
+              "tern %s starting: %u I/O threads, file descriptor limit %ld (about %ld connections;"
+              " raise the hard limit with ulimit -Hn / LimitNOFILE= to go beyond)",
+              TERN_VERSION, b->nworkers, b->fd_limit, b->fd_limit > 64 ? b->fd_limit - 32 : 0);
+    return 0;
+}
+
+void broker_fini(struct broker *b)
+{
+    if (b->workers) {
+        for (uint32_t i = 0; i < b->nworkers; i++)
+            if (b->workers[i].b)
+                worker_fini(&b->workers[i]);
+        mem_free(&b->mem, MEM_MISC, b->workers);
+    }
+    if (b->subs) {
+        trie_destroy(b->subs);
+        pthread_rwlock_destroy(&b->subs_lock);
+    }
+    store_destroy(b->store);
+    for (int i = 0; i < b->n_reloads; i++) {
+        conf_free(&b->mem, b->reload_parsed[i]);
+        mem_free(&b->mem, MEM_CONFIG, b->reload_parsed[i]);
+        mem_free(&b->mem, MEM_CONFIG, b->reload_published[i]);
+    }
+}
+
+/* SIGHUP: parse the file again; on success publish a new config whose reloadable fields come
+ * from the file and the rest (listeners, threads) from the running one. The old struct stays
+ * allocated until exit because workers may still read it. */
+int broker_reload(struct broker *b, const char *path)
+{
+    if (!path) {
+        log_write(&b->log, LOG_NOTICE, "SIGHUP: no configuration file to reload");
+        return 0;
+    }
+    if (b->n_reloads >= (int)(sizeof b->reload_parsed / sizeof b->reload_parsed[0])) {
+        log_write(&b->log, LOG_WARN, "SIGHUP: too many reloads, restart to reload again");
+        return TERN_ELIMIT;
+    }
+    struct config *fresh = mem_calloc(&b->mem, MEM_CONFIG, sizeof *fresh);
+    struct config *next = mem_calloc(&b->mem, MEM_CONFIG, sizeof *next);
+    char err[512];
+    if (!fresh || !next) {
+        mem_free(&b->mem, MEM_CONFIG, fresh);
+        mem_free(&b->mem, MEM_CONFIG, next);
+        return TERN_ENOMEM;
+    }
+    conf_defaults(fresh);
+    if (conf_load_file(&b->mem, fresh, path, err, sizeof err)) {
+        log_write(&b->log, LOG_ERR, "SIGHUP: configuration not reloaded: %s", err);
+        conf_free(&b->mem, fresh);
+        mem_free(&b->mem, MEM_CONFIG, fresh);
+        mem_free(&b->mem, MEM_CONFIG, next);
+        return TERN_EINVAL;
+    }
+    struct config *cur = broker_conf(b);
+    *next = *cur; /* shares cur's strings: only the first config's strings are freed at exit */
+    for (size_t i = 0; i < conf_directive_count; i++) {
+        const struct conf_directive *d = &conf_directives[i];
+        if (!d->reloadable || d->per_listener)
+            continue;
+        size_t sz = d->type == CONF_INT ? sizeof(int) : d->type == CONF_LLONG ? sizeof(long long)
+                  : d->type == CONF_BOOL ? sizeof(bool) : d->type == CONF_STRING ? sizeof(char *)
+                                                                            : 0;
+        if (d->type == CONF_SPECIAL)
+            continue;
+        memcpy((char *)next + d->offset, (char *)fresh + d->offset, sz);
+    }
+    next->log_type = fresh->log_type;
+    next->log_dest = fresh->log_dest;
+    next->log_file = fresh->log_file;
+    b->reload_parsed[b->n_reloads] = fresh;
+    b->reload_published[b->n_reloads] = next;
+    b->n_reloads++;
+    atomic_store_explicit(&b->conf, next, memory_order_release);
+    broker_apply_log(b, next);
+    log_write(&b->log, LOG_NOTICE, "configuration reloaded from %s", path);
+    return 0;
+}

@@ -1,0 +1,202 @@
+/* broker.h - the broker: one struct broker made in main() and passed down, N I/O workers.
+ *
+ * Threads (docs/ARCHITECTURE.md has the full picture):
+ *  - main thread: parses configuration, starts workers, then waits for signals (SIGTERM/SIGINT:
+ *    graceful stop; SIGHUP: reload) and joins the workers.
+ *  - N workers (struct worker), each with its own epoll loop, its own listening sockets
+ *    (SO_REUSEPORT) and the connections it accepted. A session lives on the worker chosen by the
+ *    hash of its client id (its "home"); a connection whose CONNECT names a session homed
+ *    elsewhere migrates there, so session state is only touched by one thread, without locks.
+ *  - Messages for subscribers on another worker cross through that worker's inbox (mutex +
+ *    eventfd), batched per loop iteration; the inbox lock is never held across a syscall.
+ *
+ * Shared state and its guards:
+ *  - subs (subscription trie): subs_lock rwlock; publish matching takes it for reading.
+ *  - store (retained messages): locked inside the store.
+ *  - conf: atomic pointer to the current configuration; replaced (never mutated) on reload.
+ *  - stats: per-worker relaxed atomics summed by $SYS. */
+#ifndef TERN_BROKER_BROKER_H
+#define TERN_BROKER_BROKER_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "codec/codec.h"
+#include "common/alloc.h"
+#include "common/buf.h"
+#include "common/hmap.h"
+#include "common/log.h"
+#include "common/outq.h"
+#include "common/timer.h"
+#include "config/config.h"
+#include "router/trie.h"
+#include "session/session.h"
+#include "store/store.h"
+
+struct worker;
+struct client;
+
+/* Counters of one worker; written by it, read by $SYS (relaxed). */
+struct stats {
+    _Atomic uint64_t msgs_received, msgs_sent, msgs_dropped;
+    _Atomic uint64_t pub_received, pub_sent;
+    _Atomic uint64_t bytes_received, bytes_sent;
+    _Atomic uint64_t clients_connected; /* current, with a session on this worker */
+    _Atomic uint64_t clients_total;     /* sessions homed here (online + offline) */
+    _Atomic uint64_t clients_expired;
+    _Atomic uint64_t sockets;           /* open connections owned by this worker */
+    _Atomic uint64_t queued;            /* messages waiting in offline/backlog queues */
+};
+
+/* Item crossing from one worker to another through an inbox. */
+enum xitem_kind {
+    XI_DELIVER = 1, /* deliver msg to session (id, ptr) at qos */
+    XI_MIGRATE,     /* a connection whose session lives on the target worker */
+};
+struct xitem {
+    uint8_t kind;
+    uint8_t qos;
+    bool retain;
+    uint32_t sub_id;
+    uint64_t session_id;
+    void *ptr; /* XI_DELIVER: struct session* (validated by id); XI_MIGRATE: struct client* */
+    struct msg *m;
+};
+struct xvec {
+    struct xitem *items;
+    uint32_t n, cap;
+};
+
+/* One listener as bound (port resolved when 0 was asked). */
+struct listener_info {
+    int port;
+    const struct conf_listener *conf;
+    bool anonymous; /* effective allow_anonymous */
+};
+
+struct broker {
+    struct mem mem;
+    struct log log;
+    _Atomic(struct config *) conf;
+    /* each reload keeps, until exit (workers may still read them): the parsed file (owns its
+     * strings) and the published copy (shares strings, freed with mem_free only) */
+    struct config *reload_parsed[32];
+    struct config *reload_published[32];
+    int n_reloads;
+    struct store *store;
+    pthread_rwlock_t subs_lock;
+    struct trie *subs; /* guarded by subs_lock */
+    struct worker *workers;
+    uint32_t nworkers;
+    struct listener_info listeners[CONF_MAX_LISTENERS];
+    int n_listeners;
+    _Atomic uint64_t next_session_id;
+    _Atomic uint64_t next_auto_id;
+    _Atomic bool stopping;
+    _Atomic int64_t connections; /* open sockets, all workers */
+    _Atomic uint64_t clients_maximum;
+    int64_t start_s;             /* monotonic start second */
+    long fd_limit;
+};
+
+struct worker {
+    struct broker *b;
+    uint32_t index;
+    pthread_t thread;
+    int epfd, evfd;
+    int lfds[CONF_MAX_LISTENERS];
+
+    pthread_mutex_t inbox_lock;
+    struct xvec inbox;    /* guarded by inbox_lock */
+    bool inbox_signalled; /* guarded by inbox_lock: eventfd already written */
+    struct xvec *outbox;  /* per target worker, flushed at the end of each iteration */
+    struct xvec work;     /* swapped with inbox for processing */
+
+    struct hmap sessions;    /* client id -> struct session* (homed here) */
+    struct hmap session_ids; /* 8-byte id -> struct session* */
+    struct client *clients;  /* all connections owned here (doubly linked) */
+    struct client *closing;  /* closed this iteration, freed by the reaper */
+    struct client *dirty;    /* with output to flush this iteration */
+    struct wheel wheel;
+    int64_t now_ms, now_s;
+
+    struct sub_entry *matches; /* routing scratch */
+    uint32_t n_matches, cap_matches;
+    struct msg **rmsgs; /* retained-on-subscribe scratch */
+    uint32_t n_rmsgs, cap_rmsgs;
+
+    uint8_t *scratch; /* read buffer: packets are decoded in place, only partial ones are copied */
+    struct log_ratelimit drop_log;
+    struct stats st;
+    int64_t next_sys_s;
+};
+
+enum client_state { CS_NEW = 0, CS_CONNECTED, CS_CLOSED };
+
+/* A network connection. Owned by one worker (moves once when migrating to its session's home). */
+struct client {
+    int fd;
+    struct worker *w;
+    struct client *next, *prev;      /* w->clients */
+    struct client *next_close;       /* w->closing */
+    struct client *next_dirty;       /* w->dirty */
+    bool in_dirty, want_out, migrated;
+    uint32_t migrate_to;             /* target worker while migrated */
+    uint8_t state;                   /* enum client_state */
+    uint8_t version;                 /* protocol level after CONNECT */
+    int listener;                    /* index in broker.listeners */
+    struct buf rbuf;                 /* received bytes not yet decoded */
+    struct outq out;
+    struct session *sess;            /* after CONNECT */
+    uint16_t keepalive;
+    int64_t last_rx_ms;
+    struct timer ka_timer;           /* keep-alive or CONNECT timeout */
+    bool send_will;                  /* false after DISCONNECT [MQTT-3.1.2-10] */
+    uint32_t max_packet;             /* incoming limit */
+    char addr[64];
+};
+
+/* ---- worker.c ---- */
+int worker_start_all(struct broker *b) TERN_MUST_CHECK;
+void worker_stop_all(struct broker *b);
+/* Marks c closed (reason logged at `lvl` when non-NULL); it is freed at the end of the loop
+ * iteration [close now, free later]. Safe to call more than once. */
+void client_close(struct client *c, enum log_level lvl, const char *reason);
+/* Schedules c's output to be flushed at the end of this iteration. */
+void client_mark_dirty(struct client *c);
+/* Adds item to the outbox for worker `to` (this worker's thread only). */
+int worker_post(struct worker *w, uint32_t to, const struct xitem *it);
+/* Name of a client for logs: its client id when known, else its address. */
+const char *client_name(const struct client *c, char *buf, size_t len);
+/* Current configuration (valid for the rest of the loop iteration). */
+static inline struct config *broker_conf(struct broker *b)
+{
+    return atomic_load_explicit(&b->conf, memory_order_acquire);
+}
+#define STAT_ADD(w, field, n) atomic_fetch_add_explicit(&(w)->st.field, (n), memory_order_relaxed)
+
+/* ---- client.c: MQTT protocol on a connection ---- */
+/* Decodes and handles every complete packet in c->rbuf. */
+void client_on_readable(struct client *c);
+/* Session end bookkeeping when a connection goes away (will, clean session, expiry timer). */
+void client_detach(struct client *c);
+/* Timer callbacks. */
+void client_on_timer(struct worker *w, struct timer *t);
+/* Sends (or queues) message m to session s at qos with the retain flag. */
+void client_deliver(struct worker *w, struct session *s, struct msg *m, uint8_t qos, bool retain,
+                    uint32_t sub_id);
+/* Frees every session of worker w (at exit). */
+void client_free_sessions(struct worker *w);
+
+/* ---- route.c ---- */
+/* Routes m (borrowed) from this worker to every matching subscription; origin is the publishing
+ * session id (0 for the broker). Retained handling is the caller's. */
+void route_publish(struct worker *w, struct msg *m);
+
+/* ---- sys.c ---- */
+/* Publishes the $SYS topics when due. */
+void sys_tick(struct worker *w);
+
+#endif

@@ -1,0 +1,105 @@
+/* route.c - routing one PUBLISH to its subscribers.
+ *
+ * Matching runs under the subscription trie's read lock and only copies the matching entries
+ * into the worker's scratch vector (no sending, no syscalls under the lock). Then, per
+ * subscribing session (deduplicated: one copy per session at the highest granted QoS,
+ * [MQTT-3.3.5-1]), the message goes straight to the session when it lives on this worker, or
+ * into the outbox of its home worker (one reference each; flushed once per loop iteration). */
+#include <stdlib.h>
+#include <string.h>
+
+#include "broker/broker.h"
+
+static int push_match(struct worker *w, const struct sub_entry *e)
+{
+    if (w->n_matches == w->cap_matches) {
+        uint32_t ncap = w->cap_matches ? w->cap_matches * 2 : 64;
+        struct sub_entry *n = mem_realloc(&w->b->mem, MEM_MISC, w->matches, ncap * sizeof *n);
+        if (!n)
+            return TERN_ENOMEM;
+        w->matches = n;
+        w->cap_matches = ncap;
+    }
+    w->matches[w->n_matches++] = *e;
+    return 0;
+}
+
+static void on_sub(void *ctx, const struct sub_entry *e)
+{
+    struct worker *w = ctx;
+    if (push_match(w, e))
+        STAT_ADD(w, msgs_dropped, 1);
+}
+
+/* Shared subscription: one member per group gets the message, round-robin [MQTT-4.8.2-?]. */
+static void on_share(void *ctx, const uint8_t *group, size_t group_len,
+                     const struct sub_entry *members, size_t n, _Atomic uint32_t *cursor)
+{
+    struct worker *w = ctx;
+    uint32_t k = atomic_fetch_add_explicit(cursor, 1, memory_order_relaxed);
+    struct sub_entry e = members[k % n];
+    e.options |= 0x80; /* marks a shared delivery: not merged with ordinary ones */
+    if (push_match(w, &e))
+        STAT_ADD(w, msgs_dropped, 1);
+}
+
+static int by_session(const void *a, const void *b)
+{
+    const struct sub_entry *x = a, *y = b;
+    if (x->session_id != y->session_id)
+        return x->session_id < y->session_id ? -1 : 1;
+    return (x->options & 0x80) - (y->options & 0x80);
+}
+
+static void dispatch(struct worker *w, struct msg *m, const struct sub_entry *e)
+{
+    /* No Local: not sent back to the publishing session [MQTT-3.8.3-3] */
+    if ((e->options & 0x04) && !(e->options & 0x80) && e->session_id == m->origin_session)
+        return;
+    uint8_t granted = e->options & 0x03;
+    uint8_t qos = m->qos < granted ? m->qos : granted; /* [MQTT-3.8.4-8] */
+    /* live messages go out with RETAIN=0 unless Retain As Published [MQTT-3.3.1-9] */
+    bool retain = (e->options & 0x08) ? m->retain : false;
+    if (e->thread == w->index) {
+        client_deliver(w, e->session, m, qos, retain, e->sub_id);
+        return;
+    }
+    struct xitem it = {.kind = XI_DELIVER, .qos = qos, .retain = retain, .sub_id = e->sub_id,
+                       .session_id = e->session_id, .ptr = e->session, .m = msg_ref(m)};
+    if (worker_post(w, e->thread, &it)) {
+        msg_unref(m);
+        STAT_ADD(w, msgs_dropped, 1);
+    }
+}
+
+void route_publish(struct worker *w, struct msg *m)
+{
+    struct broker *b = w->b;
+    w->n_matches = 0;
+    pthread_rwlock_rdlock(&b->subs_lock);
+    trie_match(b->subs, msg_topic(m), m->topic_len, on_sub, on_share, w);
+    pthread_rwlock_unlock(&b->subs_lock);
+    uint32_t n = w->n_matches;
+    if (n > 1)
+        qsort(w->matches, n, sizeof *w->matches, by_session);
+    for (uint32_t i = 0; i < n;) {
+        struct sub_entry e = w->matches[i];
+        uint32_t j = i + 1;
+        /* overlapping ordinary subscriptions of one session: one copy, highest QoS */
+        while (j < n && w->matches[j].session_id == e.session_id &&
+               !(w->matches[j].options & 0x80) && !(e.options & 0x80)) {
+            const struct sub_entry *o = &w->matches[j];
+            if ((o->options & 0x03) > (e.options & 0x03))
+                e.options = (uint8_t)((e.options & ~0x03) | (o->options & 0x03));
+            if (o->options & 0x08)
+                e.options |= 0x08;
+            if (!(o->options & 0x04))
+                e.options &= (uint8_t)~0x04;
+            if (!e.sub_id)
+                e.sub_id = o->sub_id;
+            j++;
+        }
+        dispatch(w, m, &e);
+        i = j;
+    }
+}

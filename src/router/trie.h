@@ -1,0 +1,64 @@
+/* trie.h - subscription trie: one node per topic level, with '+' and '#' child slots, so a match
+ * explores at most three branches per level. Shared subscriptions ($share/group/filter) are
+ * stored at the node of their filter as groups of members.
+ *
+ * The trie stores subscription entries and nothing else: no sending, ACL or persistence.
+ * Not thread-safe: the broker guards it with a rwlock (match under the read lock; the share
+ * cursor is atomic so concurrent matchers may advance it).
+ *
+ *   root ── "a" ── "b"   [subs: s1 qos1]
+ *      │      └── "+" ── "c" [subs: s2]
+ *      └── "#"  [subs: s3]   share groups: {"g1": [s4, s5], cursor}
+ */
+#ifndef TERN_ROUTER_TRIE_H
+#define TERN_ROUTER_TRIE_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/alloc.h"
+#include "common/err.h"
+
+/* One subscription as stored in the trie (copied in; the trie owns its copy). */
+struct sub_entry {
+    uint64_t session_id; /* unique id of the subscribing session (key within a filter/group) */
+    void *session;       /* opaque to the router; owned by the broker */
+    uint32_t thread;     /* home I/O thread of the session */
+    uint8_t options;     /* v5 subscription options byte: bits 0-1 QoS, 2 No Local,
+                            3 Retain As Published, 4-5 Retain Handling */
+    uint32_t sub_id;     /* v5 subscription identifier, 0 when none */
+};
+
+struct trie;
+
+/* Called for each matching ordinary subscription. e is borrowed for the call only. */
+typedef void (*trie_sub_fn)(void *ctx, const struct sub_entry *e);
+/* Called once per matching shared-subscription group: members[0..n) (n >= 1) borrowed for the
+ * call; *cursor is the group's round-robin cursor, which the callee may advance atomically. */
+typedef void (*trie_share_fn)(void *ctx, const uint8_t *group, size_t group_len,
+                              const struct sub_entry *members, size_t n, _Atomic uint32_t *cursor);
+
+/* Creates an empty trie allocating from mem (borrowed, must outlive the trie). NULL on ENOMEM. */
+struct trie *trie_create(struct mem *mem);
+/* Frees the trie and all its entries. */
+void trie_destroy(struct trie *t);
+
+/* Adds or replaces (same session_id at the same filter, or in the same share group) a
+ * subscription. f must be a valid filter (topic_filter_valid), may be "$share/g/filter".
+ * *replaced tells whether an existing entry was updated. 0 or TERN_ENOMEM. */
+int trie_subscribe(struct trie *t, const uint8_t *f, size_t n, const struct sub_entry *e,
+                   bool *replaced) TERN_MUST_CHECK;
+/* Removes session_id's subscription at filter f (or from the share group). Prunes empty nodes.
+ * 0 or TERN_ENOTFOUND. */
+int trie_unsubscribe(struct trie *t, const uint8_t *f, size_t n, uint64_t session_id);
+/* Calls sub_fn for each ordinary subscription and share_fn for each share group whose filter
+ * matches topic name tn (which must be valid). Filters starting with '+' or '#' do not match
+ * topics starting with '$' [MQTT-4.7.2-1]. Either callback may be NULL. */
+void trie_match(struct trie *t, const uint8_t *topic, size_t tn, trie_sub_fn sub_fn,
+                trie_share_fn share_fn, void *ctx);
+/* Number of subscriptions stored (ordinary entries + share members). */
+size_t trie_count(const struct trie *t);
+
+#endif
