@@ -19,7 +19,7 @@ int broker_reload(struct broker *b, const char *path);
 void broker_apply_log(struct broker *b, const struct config *c)
 {
     atomic_store(&b->log.mask, c->log_type);
-    b->log.timestamps = c->log_timestamp;
+    atomic_store(&b->log.timestamps, c->log_timestamp);
     if ((c->log_dest & LOG_DEST_FILE) && c->log_file) {
         if (log_open_file(&b->log, c->log_file))
             log_write(&b->log, LOG_ERR, "cannot open log file %s", c->log_file);

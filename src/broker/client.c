@@ -677,6 +677,7 @@ static void on_subscribe(struct client *c, const struct mqtt_packet *pk)
     const struct mqtt_subscribe *sub = &pk->u.subscribe;
     struct session *s = c->sess;
     uint8_t rcs[256];
+    bool isnew[256]; /* per filter: the subscription did not exist before (Retain Handling 1) */
     uint8_t *rcv = sub->count <= sizeof rcs ? rcs : mem_alloc(&b->mem, MEM_MISC, sub->count);
     if (!rcv) {
         fail(c, MQTT_RC_QUOTA_EXCEEDED, "out of memory for SUBACK");
@@ -721,8 +722,9 @@ static void on_subscribe(struct client *c, const struct mqtt_packet *pk)
                 log_write(&b->log, LOG_SUB, "client %s subscribed to '%.*s' (QoS %u)", name,
                           (int)e.filter.len, (const char *)e.filter.p, granted);
         }
+        if (i < sizeof isnew)
+            isnew[i] = !existed;
         rcv[i++] = rc;
-        e.qos = rc; /* remembered for the retained pass below */
     }
     {
         struct mqtt_packet ack;
@@ -742,10 +744,9 @@ static void on_subscribe(struct client *c, const struct mqtt_packet *pk)
         size_t gl, sfl;
         if (topic_share_split(e.filter.p, e.filter.len, &g, &gl, &sf, &sfl) == 1)
             continue; /* not sent for shared subscriptions [MQTT-3.8.4-?] */
-        if (e.retain_handling == 2)
+        /* Retain Handling 2: never; 1: only for a new subscription [MQTT-3.3.1-10..11 v5] */
+        if (e.retain_handling == 2 || (e.retain_handling == 1 && k < sizeof isnew && !isnew[k]))
             continue;
-        /* retain handling 1: only for a new subscription; re-checked cheaply: the filter was
-         * replaced when it existed before (sess_sub_add keeps one entry) */
         send_retained(c, e.filter.p, e.filter.len, rcv[k], sub_id);
     }
 out:

@@ -15,7 +15,7 @@ void log_init(struct log *l)
     atomic_store(&l->mask, LOG_ERR | LOG_WARN | LOG_NOTICE | LOG_INFO);
     atomic_store(&l->dests, LOG_DEST_STDERR);
     atomic_store(&l->fd, -1);
-    l->timestamps = true;
+    atomic_store(&l->timestamps, true);
 }
 
 int log_open_file(struct log *l, const char *path)
@@ -87,7 +87,7 @@ void log_vwrite(struct log *l, enum log_level lvl, const char *fmt, va_list ap)
         return;
     char line[2048];
     size_t off = 0;
-    if (l->timestamps) {
+    if (atomic_load_explicit(&l->timestamps, memory_order_relaxed)) {
         struct timespec ts;
         struct tm tm;
         clock_gettime(CLOCK_REALTIME, &ts);

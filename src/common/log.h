@@ -32,7 +32,7 @@ struct log {
     _Atomic int mask;  /* enabled levels */
     _Atomic int dests; /* enum log_dest bits */
     _Atomic int fd;    /* file destination, -1 when none */
-    bool timestamps;
+    _Atomic bool timestamps;
 };
 
 /* Defaults: errors, warnings, notices and info to stderr with timestamps. */
