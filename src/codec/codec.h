@@ -6,10 +6,17 @@
  * ("need more", distinct from every error), or an error:
  *   TERN_ETOOBIG     the remaining length says the packet exceeds max_packet (checked from the
  *                    fixed header alone, before the body is buffered)
- *   TERN_EMALFORMED  bytes violate the packet grammar (bad varint, truncated field, reserved
- *                    flags, bad UTF-8, unknown property, ...): v5 reason 0x81
- *   TERN_EPROTO      well-formed but forbidden (duplicate property, property not allowed in this
- *                    packet, QoS 3, ...): v5 reason 0x82
+ *   TERN_EMALFORMED  bytes violate the packet grammar: v5 reason 0x81. Bad or non-minimal
+ *                    varint, truncated field, trailing bytes, reserved fixed-header or CONNECT/
+ *                    CONNACK/SUBSCRIBE-option bits, PUBLISH QoS 3 or DUP on QoS 0, will QoS 3 or
+ *                    will QoS/retain without the will flag, 3.1.1 password without user name,
+ *                    bad UTF-8, unknown property or property not valid in this packet type,
+ *                    3.1/3.1.1 SUBSCRIBE QoS 3, AUTH before v5, PINGs/v3 DISCONNECT with a body
+ *   TERN_EPROTO      well-formed but forbidden: v5 reason 0x82. Unknown protocol name, packet
+ *                    id 0, SUBSCRIBE/UNSUBSCRIBE without filters, SUBACK without codes (3.1.1:
+ *                    or a code other than 0/1/2/0x80), v5 SUBSCRIBE QoS 3 or retain handling 3,
+ *                    duplicate single-valued property, out-of-range property value, CONNACK
+ *                    session present with a non-zero code
  *
  * Encoding appends to a struct buf (bounded), so the caller controls memory. For fan-out, the
  * PUBLISH head (fixed header, topic, packet id, properties) is encoded separately from the
@@ -162,7 +169,9 @@ struct mqtt_user_prop {
 
 /* A property block. On decode, `has` tells which single-valued properties were present, their
  * values are filled in, and raw/raw_len view the whole block so user properties and
- * subscription identifiers can be walked in order with codec_props_next(). On encode, set `has`
+ * subscription identifiers can be walked in order with codec_props_next() (decode also sets the
+ * Subscription Identifier bit in `has` when one is present; encode ignores that bit and the User
+ * Property bit, and writes sub_ids/user instead). On encode, set `has`
  * and values for the single-valued properties, user/n_user and sub_ids/n_sub_ids for the
  * repeatable ones; `extra` bytes (already-encoded properties) are appended verbatim last. */
 struct mqtt_props {
