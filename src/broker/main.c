@@ -139,6 +139,11 @@ int main(int argc, char **argv)
         log_write(&b.log, LOG_NOTICE, "listening on %s port %d (anonymous %s)",
                   conf->listeners[i].bind_address ? conf->listeners[i].bind_address : "*",
                   b.listeners[i].port, b.listeners[i].anonymous ? "allowed" : "refused");
+    if (conf->pid_file) {
+        FILE *pf = fopen(conf->pid_file, "w");
+        if (!pf || fprintf(pf, "%ld\n", (long)getpid()) < 0 || fclose(pf) != 0)
+            log_write(&b.log, LOG_WARN, "cannot write pid_file %s", conf->pid_file);
+    }
     if (write_ready(&b, ready_path))
         log_write(&b.log, LOG_WARN, "cannot write ready file %s", ready_path);
     for (;;) {
@@ -153,6 +158,8 @@ int main(int argc, char **argv)
         break;
     }
     worker_stop_all(&b);
+    if (conf->pid_file)
+        unlink(conf->pid_file);
 out:
     broker_fini(&b);
     conf_free(&b.mem, conf);
