@@ -128,6 +128,10 @@ int broker_reload(struct broker *b, const char *path)
             continue;
         memcpy((char *)next + d->offset, (char *)fresh + d->offset, sz);
     }
+    next->server_redirect = fresh->server_redirect;
+    next->max_connections = fresh->max_connections;
+    next->allow_anonymous = fresh->allow_anonymous;
+    next->persistent_client_expiration = fresh->persistent_client_expiration;
     next->log_type = fresh->log_type;
     next->log_dest = fresh->log_dest;
     next->log_file = fresh->log_file;

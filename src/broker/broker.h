@@ -155,6 +155,9 @@ struct client {
     struct timer ka_timer;           /* keep-alive or CONNECT timeout */
     bool send_will;                  /* false after DISCONNECT [MQTT-3.1.2-10] */
     uint32_t max_packet;             /* incoming limit */
+    uint16_t alias_max;              /* v5 Topic Alias Maximum we offered */
+    uint16_t recv_max;               /* v5 Receive Maximum we offered */
+    struct mqtt_str *in_alias;       /* [alias_max + 1] client-to-server aliases (owned copies) */
     char addr[64];
 };
 

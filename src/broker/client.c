@@ -69,6 +69,17 @@ static void fail(struct client *c, uint8_t rc, const char *why)
     client_close(c, LOG_NOTICE, why);
 }
 
+/* Queues a v5 DISCONNECT with reason rc (no close). */
+void client_send_disconnect(struct client *c, uint8_t rc);
+void client_send_disconnect(struct client *c, uint8_t rc)
+{
+    struct mqtt_packet p;
+    memset(&p, 0, sizeof p);
+    p.type = MQTT_DISCONNECT;
+    p.u.reason.rc = rc;
+    send_packet(c, &p);
+}
+
 static uint8_t v3_or_v5(struct client *c, uint8_t v3, uint8_t v5)
 {
     return c->version == MQTT_V5 ? v5 : v3;
@@ -349,7 +360,30 @@ static void on_connect(struct client *c, const struct mqtt_packet *pk)
                "MQTT 3.1 client id longer than 23 characters");
         return;
     }
-    if (!b->listeners[c->listener].anonymous && !cn->has_username) {
+    if (conf->server_redirect) {
+        /* planned migration: v5 clients are told where to go [MQTT-4.11] */
+        struct mqtt_props rp;
+        memset(&rp, 0, sizeof rp);
+        if (conf->server_reference && c->version == MQTT_V5) {
+            rp.has |= MQTT_PROP_BIT(MQTT_PROP_SERVER_REFERENCE);
+            rp.server_reference.p = (const uint8_t *)conf->server_reference;
+            rp.server_reference.len = (uint32_t)strlen(conf->server_reference);
+        }
+        send_connack(c, false,
+                     v3_or_v5(c, MQTT3_CONNACK_SERVER_UNAVAILABLE,
+                              conf->server_redirect == 2 ? MQTT_RC_SERVER_MOVED
+                                                         : MQTT_RC_USE_ANOTHER_SERVER),
+                     &rp);
+        client_close(c, LOG_INFO, "redirected to another server (server_redirect)");
+        return;
+    }
+    if (c->version == MQTT_V5 && (cn->props.has & MQTT_PROP_BIT(MQTT_PROP_AUTHENTICATION_METHOD))) {
+        /* no enhanced authentication method is configured */
+        refuse(c, MQTT3_CONNACK_NOT_AUTHORIZED, MQTT_RC_BAD_AUTHENTICATION_METHOD,
+               "unsupported authentication method");
+        return;
+    }
+    if (!conf_listener_anonymous(conf, c->listener) && !cn->has_username) {
         refuse(c, MQTT3_CONNACK_NOT_AUTHORIZED, MQTT_RC_NOT_AUTHORIZED,
                "anonymous clients are not allowed on this listener");
         return;
@@ -405,6 +439,17 @@ static void on_connect(struct client *c, const struct mqtt_packet *pk)
     s->lim.max_queued = conf->max_queued_messages > 0 ? (uint32_t)conf->max_queued_messages : 0;
     s->lim.max_queued_bytes = conf->max_queued_bytes > 0 ? (uint64_t)conf->max_queued_bytes : 0;
     s->lim.queue_qos0 = conf->queue_qos0_messages;
+    s->lim.max_packet_out = 0;
+    uint16_t client_alias_max = 0;
+    if (c->version == MQTT_V5) {
+        if (cn->props.has & MQTT_PROP_BIT(MQTT_PROP_MAXIMUM_PACKET_SIZE))
+            s->lim.max_packet_out = cn->props.maximum_packet_size;
+        if (conf->topic_alias_out && (cn->props.has & MQTT_PROP_BIT(MQTT_PROP_TOPIC_ALIAS_MAXIMUM)))
+            client_alias_max = cn->props.topic_alias_maximum;
+        c->alias_max = (uint16_t)conf->max_topic_alias;
+        c->recv_max = (uint16_t)conf->receive_maximum;
+    }
+    sess_reset_aliases(s, client_alias_max);
     if (cn->will) {
         struct msg *m = make_msg(w, &cn->will_topic, &cn->will_payload, &cn->will_props,
                                  c->version, cn->will_qos, cn->will_retain, s->id);
@@ -432,6 +477,7 @@ static void on_connect(struct client *c, const struct mqtt_packet *pk)
     }
 
     struct mqtt_props props;
+    char respinfo[512];
     memset(&props, 0, sizeof props);
     if (c->version == MQTT_V5) {
         if (assigned) {
@@ -455,6 +501,27 @@ static void on_connect(struct client *c, const struct mqtt_packet *pk)
         if (conf->max_packet_size > 0) {
             props.has |= MQTT_PROP_BIT(MQTT_PROP_MAXIMUM_PACKET_SIZE);
             props.maximum_packet_size = (uint32_t)conf->max_packet_size;
+        }
+        if (c->alias_max) {
+            props.has |= MQTT_PROP_BIT(MQTT_PROP_TOPIC_ALIAS_MAXIMUM);
+            props.topic_alias_maximum = c->alias_max;
+        }
+        if (c->recv_max < 65535) {
+            props.has |= MQTT_PROP_BIT(MQTT_PROP_RECEIVE_MAXIMUM);
+            props.receive_maximum = c->recv_max;
+        }
+        if ((cn->props.has & MQTT_PROP_BIT(MQTT_PROP_REQUEST_RESPONSE_INFORMATION)) &&
+            cn->props.request_response_info) {
+            /* Response Information: a topic prefix this client may use for responses */
+            const char *pfx = conf->response_info_prefix ? conf->response_info_prefix
+                                                         : "responses/";
+            int rn = snprintf(respinfo, sizeof respinfo, "%s%.*s", pfx, (int)s->client_id_len,
+                              (const char *)s->client_id);
+            if (rn > 0 && (size_t)rn < sizeof respinfo) {
+                props.has |= MQTT_PROP_BIT(MQTT_PROP_RESPONSE_INFORMATION);
+                props.response_info.p = (const uint8_t *)respinfo;
+                props.response_info.len = (uint32_t)rn;
+            }
         }
     }
     send_connack(c, present, 0, &props);
@@ -524,18 +591,70 @@ void client_on_drained(struct client *c)
 
 /* ---- PUBLISH and acknowledgements ---- */
 
+/* Records client-to-server topic alias a (1..alias_max) for topic (copied). */
+static int set_alias(struct client *c, uint16_t a, const struct mqtt_str *topic)
+{
+    struct mem *mem = &c->w->b->mem;
+    if (!c->in_alias) {
+        c->in_alias = mem_calloc(mem, MEM_CONN, ((size_t)c->alias_max + 1) * sizeof *c->in_alias);
+        if (!c->in_alias)
+            return TERN_ENOMEM;
+    }
+    uint8_t *copy = mem_alloc(mem, MEM_CONN, topic->len);
+    if (!copy)
+        return TERN_ENOMEM;
+    memcpy(copy, topic->p, topic->len);
+    mem_free(mem, MEM_CONN, (void *)c->in_alias[a].p);
+    c->in_alias[a].p = copy;
+    c->in_alias[a].len = topic->len;
+    return 0;
+}
+
+/* Frees the alias table of a connection (called when it is freed). */
+void client_free_aliases(struct client *c);
+void client_free_aliases(struct client *c)
+{
+    if (!c->in_alias)
+        return;
+    for (uint32_t i = 0; i <= c->alias_max; i++)
+        mem_free(&c->w->b->mem, MEM_CONN, (void *)c->in_alias[i].p);
+    mem_free(&c->w->b->mem, MEM_CONN, c->in_alias);
+    c->in_alias = NULL;
+}
+
 static void on_publish(struct client *c, const struct mqtt_packet *pk)
 {
     struct worker *w = c->w;
     struct config *conf = broker_conf(w->b);
     const struct mqtt_publish *p = &pk->u.publish;
     struct session *s = c->sess;
+    struct mqtt_str topic = p->topic;
     if (c->version == MQTT_V5 && (p->props.has & MQTT_PROP_BIT(MQTT_PROP_TOPIC_ALIAS))) {
-        /* Topic Alias Maximum is 0 (not advertised): any alias is invalid [MQTT-3.3.2-9] */
-        fail(c, MQTT_RC_TOPIC_ALIAS_INVALID, "topic alias not allowed");
+        uint16_t a = p->props.topic_alias;
+        if (a == 0 || a > c->alias_max) { /* [MQTT-3.3.2-9] [MQTT-3.3.2-10] */
+            fail(c, MQTT_RC_TOPIC_ALIAS_INVALID, "topic alias out of range");
+            return;
+        }
+        if (topic.len) {
+            if (!topic_name_valid(topic.p, topic.len)) {
+                fail(c, MQTT_RC_TOPIC_NAME_INVALID, "invalid topic name in PUBLISH");
+                return;
+            }
+            if (set_alias(c, a, &topic)) {
+                fail(c, MQTT_RC_QUOTA_EXCEEDED, "out of memory for a topic alias");
+                return;
+            }
+        } else if (!c->in_alias || !c->in_alias[a].len) {
+            fail(c, MQTT_RC_PROTOCOL_ERROR, "unknown topic alias"); /* [MQTT-3.3.4-?] */
+            return;
+        } else {
+            topic = c->in_alias[a];
+        }
+    } else if (topic.len == 0) {
+        fail(c, MQTT_RC_PROTOCOL_ERROR, "empty topic without a topic alias"); /* [MQTT-3.3.2-1] */
         return;
     }
-    if (!topic_name_valid(p->topic.p, p->topic.len)) {
+    if (!topic_name_valid(topic.p, topic.len)) {
         /* empty, wildcard or NUL in a topic name [MQTT-3.3.2-2] [MQTT-4.7.3-1] */
         fail(c, MQTT_RC_TOPIC_NAME_INVALID, "invalid topic name in PUBLISH");
         return;
@@ -555,7 +674,7 @@ static void on_publish(struct client *c, const struct mqtt_packet *pk)
         char name[160];
         log_write(&w->b->log, LOG_NOTICE, "client %s: PUBLISH of %u bytes on '%.*s' over "
                   "message_size_limit dropped", client_name(c, name, sizeof name),
-                  p->payload.len, (int)p->topic.len, (const char *)p->topic.p);
+                  p->payload.len, (int)topic.len, (const char *)topic.p);
         STAT_ADD(w, msgs_dropped, 1);
         if (p->qos == 1)
             send_ack(c, MQTT_PUBACK, p->packet_id, MQTT_RC_PACKET_TOO_LARGE);
@@ -564,7 +683,8 @@ static void on_publish(struct client *c, const struct mqtt_packet *pk)
         return;
     }
     if (p->qos == 2) {
-        int dup = sess_qos2_in_begin(s, p->packet_id, MAX_QOS2_IN);
+        int dup = sess_qos2_in_begin(s, p->packet_id, c->version == MQTT_V5 ? c->recv_max
+                                                                              : MAX_QOS2_IN);
         if (dup < 0) {
             fail(c, MQTT_RC_RECEIVE_MAXIMUM_EXCEEDED, "too many QoS 2 messages awaiting PUBREL");
             return;
@@ -576,7 +696,8 @@ static void on_publish(struct client *c, const struct mqtt_packet *pk)
             return;
         }
     }
-    if (c->version == MQTT_V5 && (p->props.has & MQTT_PROP_BIT(MQTT_PROP_PAYLOAD_FORMAT_INDICATOR)) &&
+    if (c->version == MQTT_V5 && conf->check_payload_format &&
+        (p->props.has & MQTT_PROP_BIT(MQTT_PROP_PAYLOAD_FORMAT_INDICATOR)) &&
         p->props.payload_format == 1 && !utf8_valid(p->payload.p, p->payload.len)) {
         if (p->qos == 2)
             sess_qos2_in_end(s, p->packet_id);
@@ -585,7 +706,7 @@ static void on_publish(struct client *c, const struct mqtt_packet *pk)
                      MQTT_RC_PAYLOAD_FORMAT_INVALID);
         return;
     }
-    struct msg *m = make_msg(w, &p->topic, &p->payload, &p->props, c->version, p->qos, p->retain,
+    struct msg *m = make_msg(w, &topic, &p->payload, &p->props, c->version, p->qos, p->retain,
                              s->id);
     if (!m) {
         if (p->qos == 2)

@@ -328,6 +328,8 @@ static void flush_client(struct client *c)
 }
 
 void client_on_drained(struct client *c);
+void client_free_aliases(struct client *c);
+void client_send_disconnect(struct client *c, uint8_t rc);
 
 static void on_writable(struct client *c)
 {
@@ -409,6 +411,7 @@ static void free_client(struct worker *w, struct client *c)
     atomic_fetch_sub(&w->b->connections, 1);
     wheel_del(&c->ka_timer);
     unlink_client(w, c);
+    client_free_aliases(c);
     buf_free(&c->rbuf);
     outq_free(&c->out);
     mem_free(&w->b->mem, MEM_CONN, c);
@@ -466,6 +469,9 @@ static void shutdown_worker(struct worker *w)
             w->lfds[i] = -1;
         }
     }
+    for (struct client *c = w->clients; c; c = c->next)
+        if (c->state == CS_CONNECTED && c->version == MQTT_V5)
+            client_send_disconnect(c, MQTT_RC_SERVER_SHUTTING_DOWN);
     int64_t deadline = clock_mono_ms() + 2000;
     for (;;) {
         bool pending = false;

@@ -52,6 +52,8 @@ static int h_max_connections(struct parse_ctx *p, const struct conf_directive *d
 static int h_allow_anonymous(struct parse_ctx *p, const struct conf_directive *d, char **argv,
                              int argc);
 
+static int h_redirect(struct parse_ctx *p, const struct conf_directive *d, char **argv, int argc);
+
 typedef int (*conf_handler)(struct parse_ctx *, const struct conf_directive *, char **, int);
 
 /* Handlers of CONF_SPECIAL rows, indexed in the same order as the rows that use them. */
@@ -69,6 +71,7 @@ static const struct special specials[] = {
     {"persistent_client_expiration", h_duration},
     {"max_connections", h_max_connections},
     {"allow_anonymous", h_allow_anonymous},
+    {"server_redirect", h_redirect},
 };
 
 const struct conf_directive conf_directives[] = {
@@ -140,6 +143,23 @@ const struct conf_directive conf_directives[] = {
      "directory of the durable store (not yet supported)"},
     {"pid_file", CONF_STRING, false, G(pid_file), NOLIMIT, NULL, false,
      "write the process id to this file"},
+    /* MQTT 5.0 */
+    {"max_topic_alias", CONF_INT, false, G(max_topic_alias), 0, 65535, "10", false,
+     "Topic Alias Maximum offered to v5 clients (client-to-server aliases); 0 = none"},
+    {"topic_alias_out", CONF_BOOL, false, G(topic_alias_out), 0, 1, "true", false,
+     "use server-to-client topic aliases, up to the client's Topic Alias Maximum"},
+    {"receive_maximum", CONF_INT, false, G(receive_maximum), 1, 65535, "65535", false,
+     "Receive Maximum offered to v5 clients: unreleased incoming QoS 2 messages; more is "
+     "disconnected with 0x93"},
+    {"response_info_prefix", CONF_STRING, false, G(response_info_prefix), NOLIMIT, "responses/",
+     true, "Response Information sent to v5 clients that request it (followed by the client id)"},
+    {"check_payload_format", CONF_BOOL, false, G(check_payload_format), 0, 1, "true", true,
+     "refuse (0x99) v5 messages whose Payload Format Indicator says UTF-8 but are not"},
+    {"server_reference", CONF_STRING, false, G(server_reference), NOLIMIT, NULL, true,
+     "Server Reference sent with server_redirect"},
+    {"server_redirect", CONF_SPECIAL, false, G(server_redirect), 0, 2, "none", true,
+     "none | use_another (CONNACK 0x9C) | moved (0x9D): redirect v5 clients to server_reference; "
+     "v3 clients get CONNACK 3"},
     /* logging */
     {"log_dest", CONF_SPECIAL, false, G(log_dest), NOLIMIT, "stderr", true,
      "stderr | stdout | file PATH | syslog | none (repeatable)"},
@@ -394,6 +414,18 @@ static int h_allow_anonymous(struct parse_ctx *p, const struct conf_directive *d
     else
         p->c->allow_anonymous = v;
     return 0;
+}
+
+static int h_redirect(struct parse_ctx *p, const struct conf_directive *d, char **argv, int argc)
+{
+    static const char *const modes[] = {"none", "use_another", "moved"};
+    for (int i = 0; argc == 1 && i < 3; i++) {
+        if (strcmp(argv[0], modes[i]) == 0) {
+            p->c->server_redirect = i;
+            return 0;
+        }
+    }
+    return perr(p, "server_redirect: expected none, use_another or moved");
 }
 
 /* ---- the parser ---- */

@@ -66,6 +66,14 @@ struct config {
     int log_type;                     /* enum log_level bits */
     bool log_timestamp;               /* true */
     char *pid_file;                   /* NULL */
+    /* MQTT 5.0 */
+    int max_topic_alias;              /* Topic Alias Maximum offered to clients, 10 */
+    bool topic_alias_out;             /* use server-to-client aliases when allowed, true */
+    int receive_maximum;              /* Receive Maximum offered (incoming QoS 2 window), 65535 */
+    char *response_info_prefix;       /* Response Information base ("responses/") */
+    bool check_payload_format;        /* refuse non-UTF-8 payloads flagged UTF-8 (0x99), true */
+    char *server_reference;           /* redirect v5 clients (with server_redirect) */
+    int server_redirect;              /* 0 none, 1 use another server (0x9C), 2 moved (0x9D) */
 };
 
 /* One directive row (exposed for --help-config, reload and tests). */

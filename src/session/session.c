@@ -9,6 +9,9 @@
  * Owned by the session's home thread. */
 #include "session/session.h"
 
+#include "router/topic.h"
+
+#include <stdint.h>
 #include <string.h>
 
 struct session *sess_new(struct mem *mem, uint64_t id, const uint8_t *cid, uint16_t cid_len,
@@ -29,6 +32,7 @@ struct session *sess_new(struct mem *mem, uint64_t id, const uint8_t *cid, uint1
     s->mem = mem;
     s->next_pid = 1;
     s->lim.max_inflight = 20;
+    hmap_init(&s->aliases, mem);
     return s;
 }
 
@@ -56,6 +60,8 @@ void sess_free(struct session *s)
     mem_free(s->mem, MEM_SESSION, s->queue);
     mem_free(s->mem, MEM_SESSION, s->qos2_in);
     msg_unref(s->will);
+    sess_reset_aliases(s, 0);
+    hmap_free(&s->aliases);
     mem_free(s->mem, MEM_SESSION, s->client_id);
     mem_free(s->mem, MEM_SESSION, s);
 }
@@ -65,6 +71,7 @@ int sess_sub_add(struct session *s, const uint8_t *f, uint16_t n, uint8_t option
     for (uint32_t i = 0; i < s->nsubs; i++) {
         if (s->subs[i].len == n && memcmp(s->subs[i].filter, f, n) == 0) {
             s->subs[i].options = options;
+            s->n_sub_ids += (sub_id != 0) - (s->subs[i].sub_id != 0);
             s->subs[i].sub_id = sub_id;
             return 0;
         }
@@ -82,6 +89,7 @@ int sess_sub_add(struct session *s, const uint8_t *f, uint16_t n, uint8_t option
         return TERN_ENOMEM;
     memcpy(copy, f, n);
     s->subs[s->nsubs++] = (struct sess_sub){copy, n, options, sub_id};
+    s->n_sub_ids += sub_id != 0;
     return 0;
 }
 
@@ -90,6 +98,7 @@ bool sess_sub_del(struct session *s, const uint8_t *f, uint16_t n)
     for (uint32_t i = 0; i < s->nsubs; i++) {
         if (s->subs[i].len == n && memcmp(s->subs[i].filter, f, n) == 0) {
             mem_free(s->mem, MEM_SESSION, s->subs[i].filter);
+            s->n_sub_ids -= s->subs[i].sub_id != 0;
             s->subs[i] = s->subs[--s->nsubs];
             return true;
         }
@@ -122,36 +131,132 @@ int sess_write_packet(struct outq *out, uint8_t version, const struct mqtt_packe
     return 0;
 }
 
-int sess_write_publish(struct outq *out, uint8_t version, struct msg *m, uint8_t qos, bool retain,
-                       bool dup, uint16_t pid, uint32_t sub_id, int64_t now_ms)
+void sess_reset_aliases(struct session *s, uint16_t alias_max)
 {
-    struct mqtt_publish p;
-    memset(&p, 0, sizeof p);
-    p.dup = dup;
-    p.qos = qos;
-    p.retain = retain;
-    p.topic.p = msg_topic(m);
-    p.topic.len = m->topic_len;
-    p.packet_id = pid;
-    if (version == MQTT_V5) {
+    for (uint32_t i = 0; i < s->alias_used; i++)
+        mem_free(s->mem, MEM_SESSION, s->alias_topics[i]);
+    mem_free(s->mem, MEM_SESSION, s->alias_topics);
+    s->alias_topics = NULL;
+    s->alias_used = 0;
+    hmap_free(&s->aliases);
+    hmap_init(&s->aliases, s->mem);
+    s->alias_max = alias_max;
+}
+
+/* Alias for topic: *existing tells whether the client already knows it. 0 = none. */
+static uint16_t topic_alias(struct session *s, const struct msg *m, bool *existing)
+{
+    *existing = false;
+    if (!s->alias_max)
+        return 0;
+    void *v = hmap_get(&s->aliases, msg_topic(m), m->topic_len);
+    if (v) {
+        *existing = true;
+        return (uint16_t)(uintptr_t)v;
+    }
+    if (s->alias_used >= s->alias_max)
+        return 0;
+    if (!s->alias_topics) {
+        s->alias_topics = mem_alloc(s->mem, MEM_SESSION, s->alias_max * sizeof *s->alias_topics);
+        if (!s->alias_topics)
+            return 0;
+    }
+    uint8_t *copy = mem_alloc(s->mem, MEM_SESSION, m->topic_len);
+    if (!copy)
+        return 0;
+    memcpy(copy, msg_topic(m), m->topic_len);
+    uint16_t alias = (uint16_t)(s->alias_used + 1);
+    if (hmap_put(&s->aliases, copy, m->topic_len, (void *)(uintptr_t)alias)) {
+        mem_free(s->mem, MEM_SESSION, copy);
+        return 0;
+    }
+    s->alias_topics[s->alias_used++] = copy;
+    return alias;
+}
+
+#define MAX_SUB_IDS 32
+
+/* Builds the PUBLISH of m for s's client into *pk (views into m and ids[MAX_SUB_IDS]), without
+ * topic alias. */
+static void build_publish(struct session *s, struct msg *m, uint8_t qos, bool retain, bool dup,
+                          uint16_t pid, int64_t now_ms, struct mqtt_packet *pkp, uint32_t *ids)
+{
+    struct mqtt_packet pk;
+    memset(&pk, 0, sizeof pk);
+    pk.type = MQTT_PUBLISH;
+    struct mqtt_publish *p = &pk.u.publish;
+    p->dup = dup;
+    p->qos = qos;
+    p->retain = retain;
+    p->topic.p = msg_topic(m);
+    p->topic.len = m->topic_len;
+    p->packet_id = pid;
+    p->payload.p = msg_payload(m);
+    p->payload.len = m->payload_len;
+    if (s->version == MQTT_V5) {
         if (m->expiry_at_ms) {
             /* the interval sent on is what is left of it [MQTT-3.3.2-6] */
             int64_t left = (m->expiry_at_ms - now_ms + 999) / 1000;
-            p.props.has |= MQTT_PROP_BIT(MQTT_PROP_MESSAGE_EXPIRY_INTERVAL);
-            p.props.message_expiry = left > 0 ? (uint32_t)left : 0;
+            p->props.has |= MQTT_PROP_BIT(MQTT_PROP_MESSAGE_EXPIRY_INTERVAL);
+            p->props.message_expiry = left > 0 ? (uint32_t)left : 0;
         }
-        if (sub_id) {
-            p.props.sub_ids = &sub_id;
-            p.props.n_sub_ids = 1;
+        uint32_t n = 0;
+        for (uint32_t i = 0; s->n_sub_ids && i < s->nsubs && n < MAX_SUB_IDS; i++) {
+            const struct sess_sub *sub = &s->subs[i];
+            const uint8_t *g, *f = sub->filter;
+            size_t gl, fl = sub->len;
+            if (!sub->sub_id)
+                continue;
+            if (topic_share_split(sub->filter, sub->len, &g, &gl, &f, &fl) != 1) {
+                f = sub->filter;
+                fl = sub->len;
+            }
+            if (topic_matches(f, fl, msg_topic(m), m->topic_len))
+                ids[n++] = sub->sub_id;
         }
-        p.props.extra = msg_props(m);
-        p.props.extra_len = m->props_len;
+        if (n) {
+            p->props.sub_ids = ids;
+            p->props.n_sub_ids = n;
+        }
+        p->props.extra = msg_props(m);
+        p->props.extra_len = m->props_len;
     }
-    size_t cap = 16 + (size_t)m->topic_len + m->props_len + 32;
+    *pkp = pk;
+}
+
+/* True when the PUBLISH would exceed the client's Maximum Packet Size [MQTT-3.1.2-25]. */
+static bool too_big(struct session *s, struct msg *m, uint8_t qos, int64_t now_ms)
+{
+    if (!s->lim.max_packet_out)
+        return false;
+    struct mqtt_packet pk;
+    uint32_t ids[MAX_SUB_IDS];
+    build_publish(s, m, qos, false, false, qos ? 1 : 0, now_ms, &pk, ids);
+    return codec_encoded_size(&pk, s->version) > s->lim.max_packet_out;
+}
+
+int sess_write_publish(struct session *s, struct outq *out, struct msg *m, uint8_t qos,
+                       bool retain, bool dup, uint16_t pid, int64_t now_ms)
+{
+    struct mqtt_packet pk;
+    uint32_t ids[MAX_SUB_IDS];
+    bool alias_known = false;
+    uint16_t alias = 0;
+    build_publish(s, m, qos, retain, dup, pid, now_ms, &pk, ids);
+    struct mqtt_publish *p = &pk.u.publish;
+    if (too_big(s, m, qos, now_ms))
+        return TERN_ETOOBIG; /* not sent to this client [MQTT-3.1.2-25] */
+    if (s->version == MQTT_V5 && (alias = topic_alias(s, m, &alias_known)) != 0) {
+        p->props.has |= MQTT_PROP_BIT(MQTT_PROP_TOPIC_ALIAS);
+        p->props.topic_alias = alias;
+        if (alias_known)
+            p->topic.len = 0; /* the client maps the alias back [MQTT-3.3.2-12] */
+    }
+    size_t cap = 16 + (size_t)m->topic_len + m->props_len + 16 + 5 * MAX_SUB_IDS + 16;
     uint8_t *head = outq_reserve(out, cap + (m->payload_len < OUTQ_REF_MIN ? m->payload_len : 0));
     if (!head)
         return TERN_ENOMEM;
-    size_t hl = codec_encode_publish_head(head, cap, &p, m->payload_len, version);
+    size_t hl = codec_encode_publish_head(head, cap, p, m->payload_len, s->version);
     if (!hl)
         return TERN_ETOOBIG;
     if (m->payload_len < OUTQ_REF_MIN) {
@@ -257,7 +362,10 @@ static int send_new(struct session *s, struct outq *out, struct msg *m, uint8_t 
         msg_unref(m);
         return rc;
     }
-    return sess_write_publish(out, s->version, m, qos, retain, false, o.pid, sub_id, now_ms);
+    rc = sess_write_publish(s, out, m, qos, retain, false, o.pid, now_ms);
+    if (rc)
+        in_remove(s, s->in_count - 1); /* not sent: not in flight either */
+    return rc;
 }
 
 /* ---- queue ---- */
@@ -304,7 +412,7 @@ enum sess_deliver_result sess_deliver(struct session *s, struct outq *out, struc
         return SESS_SKIPPED;
     if (qos == 0) {
         if (out)
-            return sess_write_publish(out, s->version, m, 0, retain, false, 0, sub_id, now_ms)
+            return sess_write_publish(s, out, m, 0, retain, false, 0, now_ms)
                        ? (s->dropped++, SESS_DROPPED)
                        : SESS_SENT;
         if (!s->lim.queue_qos0 || s->clean)
@@ -328,10 +436,14 @@ int sess_pump(struct session *s, struct outq *out, int64_t now_ms)
         if (expired(e.m, now_ms))
             rc = 0;
         else if (e.qos == 0)
-            rc = sess_write_publish(out, s->version, e.m, 0, e.retain, false, 0, e.sub_id, now_ms);
+            rc = sess_write_publish(s, out, e.m, 0, e.retain, false, 0, now_ms);
         else
             rc = send_new(s, out, e.m, e.qos, e.retain, e.sub_id, now_ms);
         msg_unref(e.m);
+        if (rc == TERN_ETOOBIG) {
+            s->dropped++; /* too large for this client: discarded [MQTT-3.1.2-25] */
+            continue;
+        }
         if (rc)
             return rc;
     }
@@ -411,11 +523,18 @@ int sess_resume(struct session *s, struct outq *out, int64_t now_ms)
     for (uint32_t i = 0; i < s->in_count; i++) {
         struct sess_out *o = in_at(s, i);
         int rc;
+        if (o->state != SESS_WAIT_PUBCOMP && s->lim.max_packet_out) {
+            /* the new connection may allow smaller packets than the old one */
+            if (too_big(s, o->m, o->qos, now_ms)) {
+                in_remove(s, i--);
+                s->dropped++;
+                continue;
+            }
+        }
         if (o->state == SESS_WAIT_PUBCOMP)
             rc = write_ack(out, s->version, MQTT_PUBREL, o->pid);
         else /* resent with DUP=1 and the same packet id [MQTT-4.4.0-1] [MQTT-3.3.1-1] */
-            rc = sess_write_publish(out, s->version, o->m, o->qos, o->retain, true, o->pid,
-                                    o->sub_id, now_ms);
+            rc = sess_write_publish(s, out, o->m, o->qos, o->retain, true, o->pid, now_ms);
         if (rc)
             return rc;
     }

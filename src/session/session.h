@@ -19,6 +19,7 @@
 
 #include "codec/codec.h"
 #include "common/alloc.h"
+#include "common/hmap.h"
 #include "common/outq.h"
 #include "common/timer.h"
 #include "store/msg.h"
@@ -91,6 +92,14 @@ struct session {
     uint32_t will_delay_s;  /* v5 Will Delay Interval */
     struct timer will_timer;
 
+    /* server-to-client topic aliases of the current connection (v5): the first alias_max
+     * distinct topics get an alias; later messages on them are sent with an empty topic */
+    uint16_t alias_max;      /* client's Topic Alias Maximum (0: aliases off) */
+    uint16_t alias_used;
+    struct hmap aliases;     /* topic bytes -> alias number (keys owned: alias_topics) */
+    uint8_t **alias_topics;  /* [alias_used] owned copies of the aliased topics */
+    uint32_t n_sub_ids;      /* subscriptions that carry a subscription identifier */
+
     struct sess_limits lim;
     uint64_t dropped;       /* messages dropped for this session (queue full, too large) */
     struct mem *mem;
@@ -146,9 +155,15 @@ void sess_clear_messages(struct session *s);
 /* Sets (taking ownership of m's reference) or clears the will. */
 void sess_set_will(struct session *s, struct msg *m, uint32_t delay_s);
 
-/* Encodes an outgoing PUBLISH of m to out for a client of protocol `version`. */
-int sess_write_publish(struct outq *out, uint8_t version, struct msg *m, uint8_t qos, bool retain,
-                       bool dup, uint16_t pid, uint32_t sub_id, int64_t now_ms);
+/* Encodes an outgoing PUBLISH of m to out for session s's client: protocol version, v5
+ * subscription identifiers of every matching subscription of s [MQTT-3.3.4-3], topic alias,
+ * remaining Message Expiry [MQTT-3.3.2-6]. TERN_ETOOBIG when the packet would exceed the
+ * client's Maximum Packet Size (the caller discards it for this client [MQTT-3.1.2-25]). */
+int sess_write_publish(struct session *s, struct outq *out, struct msg *m, uint8_t qos,
+                       bool retain, bool dup, uint16_t pid, int64_t now_ms);
+/* Forgets the outgoing topic aliases and sets the client's Topic Alias Maximum (new
+ * connection). */
+void sess_reset_aliases(struct session *s, uint16_t alias_max);
 /* Encodes a small packet (acks, CONNACK, SUBACK, PINGRESP, DISCONNECT) to out. */
 int sess_write_packet(struct outq *out, uint8_t version, const struct mqtt_packet *p);
 
