@@ -59,7 +59,7 @@ struct xitem {
     uint8_t kind;
     uint8_t qos;
     bool retain;
-    uint32_t sub_id;
+    uint32_t flags; /* SESS_F_* */
     uint64_t session_id;
     void *ptr; /* XI_DELIVER: struct session* (validated by id); XI_MIGRATE: struct client* */
     struct msg *m;
@@ -189,14 +189,19 @@ void client_detach(struct client *c);
 void client_on_timer(struct worker *w, struct timer *t);
 /* Sends (or queues) message m to session s at qos with the retain flag. */
 void client_deliver(struct worker *w, struct session *s, struct msg *m, uint8_t qos, bool retain,
-                    uint32_t sub_id);
+                    uint32_t flags);
 /* Frees every session of worker w (at exit). */
 void client_free_sessions(struct worker *w);
 
 /* ---- route.c ---- */
-/* Routes m (borrowed) from this worker to every matching subscription; origin is the publishing
- * session id (0 for the broker). Retained handling is the caller's. */
-void route_publish(struct worker *w, struct msg *m);
+/* Routes m (borrowed) from this worker to every matching subscription (m->origin_session is the
+ * publisher, for No Local). Retained handling is the caller's. Returns the number of matching
+ * subscriptions. */
+uint32_t route_publish(struct worker *w, struct msg *m);
+
+/* Moves the unfinished QoS 1/2 messages s received through shared subscriptions to other
+ * members of those groups (s's client went away). Returns how many moved. */
+uint32_t route_share_release(struct worker *w, struct session *s);
 
 /* ---- sys.c ---- */
 /* Publishes the $SYS topics when due. */

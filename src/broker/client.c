@@ -135,6 +135,14 @@ void client_free_sessions(struct worker *w)
     }
 }
 
+static bool has_shared_subs(const struct session *s)
+{
+    for (uint32_t i = 0; i < s->nsubs; i++)
+        if (s->subs[i].len > 7 && memcmp(s->subs[i].filter, "$share/", 7) == 0)
+            return true;
+    return false;
+}
+
 void client_detach(struct client *c)
 {
     struct session *s = c->sess;
@@ -145,6 +153,17 @@ void client_detach(struct client *c)
     s->client = NULL;
     atomic_fetch_sub_explicit(&w->st.clients_connected, 1, memory_order_relaxed);
     s->disconnected_s = w->now_s;
+    if (has_shared_subs(s)) {
+        /* a shared subscription's messages go to the members still connected */
+        uint32_t before = s->q_count;
+        uint32_t moved = route_share_release(w, s);
+        atomic_fetch_sub_explicit(&w->st.queued, before > s->q_count ? before - s->q_count : 0,
+                                  memory_order_relaxed);
+        if (moved)
+            log_write(&w->b->log, LOG_INFO, "session '%.*s': %u shared-subscription messages "
+                      "passed to other group members", (int)s->client_id_len,
+                      (const char *)s->client_id, moved);
+    }
     if (!c->send_will) {
         sess_set_will(s, NULL, 0); /* DISCONNECT deletes the will [MQTT-3.1.2-10] */
     } else if (s->will) {
@@ -543,7 +562,7 @@ static void on_connect(struct client *c, const struct mqtt_packet *pk)
 /* ---- delivery ---- */
 
 void client_deliver(struct worker *w, struct session *s, struct msg *m, uint8_t qos, bool retain,
-                    uint32_t sub_id)
+                    uint32_t flags)
 {
     struct client *c = s->client;
     struct outq *out = c && c->state == CS_CONNECTED ? &c->out : NULL;
@@ -557,7 +576,7 @@ void client_deliver(struct worker *w, struct session *s, struct msg *m, uint8_t 
         out = NULL;
     }
     uint32_t qbefore = s->q_count;
-    enum sess_deliver_result r = sess_deliver(s, out, m, qos, retain, sub_id, w->now_ms);
+    enum sess_deliver_result r = sess_deliver(s, out, m, qos, retain, flags, w->now_ms);
     if (s->q_count > qbefore)
         STAT_ADD(w, queued, s->q_count - qbefore);
     if (r == SESS_SENT && out) {
@@ -716,12 +735,14 @@ static void on_publish(struct client *c, const struct mqtt_packet *pk)
     }
     if (p->retain && store_retain_put(w->b->store, m))
         log_write(&w->b->log, LOG_WARN, "out of memory storing a retained message");
-    route_publish(w, m);
+    uint32_t matched = route_publish(w, m);
     msg_unref(m);
+    /* v5: tell the publisher when nobody was subscribed (0x10) */
+    uint8_t rc = matched == 0 ? MQTT_RC_NO_MATCHING_SUBSCRIBERS : 0;
     if (p->qos == 1)
-        send_ack(c, MQTT_PUBACK, p->packet_id, 0);
+        send_ack(c, MQTT_PUBACK, p->packet_id, v3_or_v5(c, 0, rc));
     else if (p->qos == 2)
-        send_ack(c, MQTT_PUBREC, p->packet_id, 0);
+        send_ack(c, MQTT_PUBREC, p->packet_id, v3_or_v5(c, 0, rc));
 }
 
 static void on_ack(struct client *c, const struct mqtt_packet *pk)
@@ -774,8 +795,7 @@ static void collect_retained(void *ctx, struct msg *m)
     w->rmsgs[w->n_rmsgs++] = msg_ref(m);
 }
 
-static void send_retained(struct client *c, const uint8_t *f, size_t n, uint8_t granted,
-                          uint32_t sub_id)
+static void send_retained(struct client *c, const uint8_t *f, size_t n, uint8_t granted)
 {
     struct worker *w = c->w;
     w->n_rmsgs = 0;
@@ -784,7 +804,7 @@ static void send_retained(struct client *c, const uint8_t *f, size_t n, uint8_t 
         struct msg *m = w->rmsgs[i];
         uint8_t q = m->qos < granted ? m->qos : granted;
         /* retained messages sent because of a new subscription keep RETAIN=1 [MQTT-3.3.1-8] */
-        client_deliver(w, c->sess, m, q, true, sub_id);
+        client_deliver(w, c->sess, m, q, true, 0);
         msg_unref(m);
     }
     w->n_rmsgs = 0;
@@ -868,7 +888,7 @@ static void on_subscribe(struct client *c, const struct mqtt_packet *pk)
         /* Retain Handling 2: never; 1: only for a new subscription [MQTT-3.3.1-10..11 v5] */
         if (e.retain_handling == 2 || (e.retain_handling == 1 && k < sizeof isnew && !isnew[k]))
             continue;
-        send_retained(c, e.filter.p, e.filter.len, rcv[k], sub_id);
+        send_retained(c, e.filter.p, e.filter.len, rcv[k]);
     }
 out:
     if (rcv != rcs)

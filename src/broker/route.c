@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "broker/broker.h"
+#include "router/topic.h"
 
 static int push_match(struct worker *w, const struct sub_entry *e)
 {
@@ -60,11 +61,12 @@ static void dispatch(struct worker *w, struct msg *m, const struct sub_entry *e)
     uint8_t qos = m->qos < granted ? m->qos : granted; /* [MQTT-3.8.4-8] */
     /* live messages go out with RETAIN=0 unless Retain As Published [MQTT-3.3.1-9] */
     bool retain = (e->options & 0x08) ? m->retain : false;
+    bool shared = (e->options & 0x80) != 0;
     if (e->thread == w->index) {
-        client_deliver(w, e->session, m, qos, retain, e->sub_id);
+        client_deliver(w, e->session, m, qos, retain, shared ? SESS_F_SHARED : 0);
         return;
     }
-    struct xitem it = {.kind = XI_DELIVER, .qos = qos, .retain = retain, .sub_id = e->sub_id,
+    struct xitem it = {.kind = XI_DELIVER, .qos = qos, .retain = retain, .flags = shared ? SESS_F_SHARED : 0,
                        .session_id = e->session_id, .ptr = e->session, .m = msg_ref(m)};
     if (worker_post(w, e->thread, &it)) {
         msg_unref(m);
@@ -72,7 +74,7 @@ static void dispatch(struct worker *w, struct msg *m, const struct sub_entry *e)
     }
 }
 
-void route_publish(struct worker *w, struct msg *m)
+uint32_t route_publish(struct worker *w, struct msg *m)
 {
     struct broker *b = w->b;
     w->n_matches = 0;
@@ -102,4 +104,43 @@ void route_publish(struct worker *w, struct msg *m)
         dispatch(w, m, &e);
         i = j;
     }
+    return n;
+}
+
+struct move_ctx {
+    struct worker *w;
+    struct session *from;
+};
+
+/* Sends m, taken from session ctx->from, to another member of a shared group of `from` whose
+ * filter matches it; back to `from`'s own queue when it is the only member. */
+static void move_one(void *vctx, struct msg *m, uint8_t qos)
+{
+    struct move_ctx *mc = vctx;
+    struct worker *w = mc->w;
+    struct session *s = mc->from;
+    for (uint32_t i = 0; i < s->nsubs; i++) {
+        const uint8_t *g, *f;
+        size_t gl, fl;
+        if (topic_share_split(s->subs[i].filter, s->subs[i].len, &g, &gl, &f, &fl) != 1 ||
+            !topic_matches(f, fl, msg_topic(m), m->topic_len))
+            continue;
+        struct sub_entry e;
+        pthread_rwlock_rdlock(&w->b->subs_lock);
+        int rc = trie_share_pick(w->b->subs, g, gl, f, fl, s->id, &e);
+        pthread_rwlock_unlock(&w->b->subs_lock);
+        if (rc == 0) {
+            e.options = (uint8_t)((e.options & ~0x03) | (qos < (e.options & 3) ? qos : (e.options & 3)));
+            e.options |= 0x80;
+            dispatch(w, m, &e);
+            return;
+        }
+    }
+    client_deliver(w, s, m, qos, false, SESS_F_SHARED);
+}
+
+uint32_t route_share_release(struct worker *w, struct session *s)
+{
+    struct move_ctx mc = {w, s};
+    return sess_take_shared(s, move_one, &mc);
 }

@@ -356,7 +356,7 @@ static void drain_inbox(struct worker *w)
         if (it->kind == XI_DELIVER) {
             struct session *s = hmap_get(&w->session_ids, &it->session_id, sizeof it->session_id);
             if (s && s == it->ptr)
-                client_deliver(w, s, it->m, it->qos, it->retain, it->sub_id);
+                client_deliver(w, s, it->m, it->qos, it->retain, it->flags);
             msg_unref(it->m);
         } else if (it->kind == XI_MIGRATE) {
             adopt(w, it->ptr);

@@ -339,3 +339,21 @@ void trie_match(struct trie *t, const uint8_t *topic, size_t tn, trie_sub_fn sub
     struct match_ctx m = {topic, tn, sub_fn, share_fn, ctx};
     match_node(&m, t->root, 0);
 }
+
+int trie_share_pick(struct trie *t, const uint8_t *g, size_t gl, const uint8_t *f, size_t fl,
+                    uint64_t exclude, struct sub_entry *out)
+{
+    struct node *node = filter_node(t, f, fl, false);
+    struct share_group *grp = node ? find_group(node, g, gl, NULL) : NULL;
+    if (!grp)
+        return TERN_ENOTFOUND;
+    for (uint32_t tries = 0; tries < grp->n; tries++) {
+        uint32_t k = atomic_fetch_add_explicit(&grp->cursor, 1, memory_order_relaxed);
+        const struct sub_entry *e = &grp->members[k % grp->n];
+        if (e->session_id != exclude) {
+            *out = *e;
+            return 0;
+        }
+    }
+    return TERN_ENOTFOUND;
+}

@@ -58,6 +58,10 @@ int trie_unsubscribe(struct trie *t, const uint8_t *f, size_t n, uint64_t sessio
  * topics starting with '$' [MQTT-4.7.2-1]. Either callback may be NULL. */
 void trie_match(struct trie *t, const uint8_t *topic, size_t tn, trie_sub_fn sub_fn,
                 trie_share_fn share_fn, void *ctx);
+/* Picks the next member (round-robin) of share group g at ordinary filter f, other than
+ * session `exclude`, copying it to *out. 0 or TERN_ENOTFOUND. Read-only except the cursor. */
+int trie_share_pick(struct trie *t, const uint8_t *g, size_t gl, const uint8_t *f, size_t fl,
+                    uint64_t exclude, struct sub_entry *out);
 /* Number of subscriptions stored (ordinary entries + share members). */
 size_t trie_count(const struct trie *t);
 

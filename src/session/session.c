@@ -353,10 +353,10 @@ static bool expired(const struct msg *m, int64_t now_ms)
 
 /* Sends m with a new packet id and records it in the window. */
 static int send_new(struct session *s, struct outq *out, struct msg *m, uint8_t qos, bool retain,
-                    uint32_t sub_id, int64_t now_ms)
+                    uint32_t flags, int64_t now_ms)
 {
     struct sess_out o = {msg_ref(m), alloc_pid(s), qos,
-                         qos == 1 ? SESS_WAIT_PUBACK : SESS_WAIT_PUBREC, retain, sub_id};
+                         qos == 1 ? SESS_WAIT_PUBACK : SESS_WAIT_PUBREC, retain, flags};
     int rc = in_push(s, &o);
     if (rc) {
         msg_unref(m);
@@ -376,7 +376,7 @@ static bool queue_full(const struct session *s, const struct msg *m)
            (s->lim.max_queued_bytes && s->q_bytes + msg_size(m) > s->lim.max_queued_bytes);
 }
 
-static int q_push(struct session *s, struct msg *m, uint8_t qos, bool retain, uint32_t sub_id)
+static int q_push(struct session *s, struct msg *m, uint8_t qos, bool retain, uint32_t flags)
 {
     if (s->q_count == s->q_cap) {
         uint32_t ncap = s->q_cap ? s->q_cap * 2 : 8;
@@ -391,7 +391,7 @@ static int q_push(struct session *s, struct msg *m, uint8_t qos, bool retain, ui
         s->q_head = 0;
     }
     s->queue[(s->q_head + s->q_count++) % s->q_cap] = (struct sess_qent){msg_ref(m), qos, retain,
-                                                                          sub_id};
+                                                                          flags};
     s->q_bytes += msg_size(m);
     return 0;
 }
@@ -406,7 +406,7 @@ static struct sess_qent q_pop(struct session *s)
 }
 
 enum sess_deliver_result sess_deliver(struct session *s, struct outq *out, struct msg *m,
-                                      uint8_t qos, bool retain, uint32_t sub_id, int64_t now_ms)
+                                      uint8_t qos, bool retain, uint32_t flags, int64_t now_ms)
 {
     if (expired(m, now_ms))
         return SESS_SKIPPED;
@@ -419,9 +419,9 @@ enum sess_deliver_result sess_deliver(struct session *s, struct outq *out, struc
             return SESS_SKIPPED;
     }
     if (out && s->q_count == 0 && s->in_count < s->lim.max_inflight)
-        return send_new(s, out, m, qos, retain, sub_id, now_ms) ? (s->dropped++, SESS_DROPPED)
+        return send_new(s, out, m, qos, retain, flags, now_ms) ? (s->dropped++, SESS_DROPPED)
                                                                 : SESS_SENT;
-    if (queue_full(s, m) || q_push(s, m, qos, retain, sub_id)) {
+    if (queue_full(s, m) || q_push(s, m, qos, retain, flags)) {
         s->dropped++;
         return SESS_DROPPED;
     }
@@ -438,7 +438,7 @@ int sess_pump(struct session *s, struct outq *out, int64_t now_ms)
         else if (e.qos == 0)
             rc = sess_write_publish(s, out, e.m, 0, e.retain, false, 0, now_ms);
         else
-            rc = send_new(s, out, e.m, e.qos, e.retain, e.sub_id, now_ms);
+            rc = send_new(s, out, e.m, e.qos, e.retain, e.flags, now_ms);
         msg_unref(e.m);
         if (rc == TERN_ETOOBIG) {
             s->dropped++; /* too large for this client: discarded [MQTT-3.1.2-25] */
@@ -539,4 +539,32 @@ int sess_resume(struct session *s, struct outq *out, int64_t now_ms)
             return rc;
     }
     return sess_pump(s, out, now_ms);
+}
+
+uint32_t sess_take_shared(struct session *s, sess_move_fn fn, void *ctx)
+{
+    uint32_t moved = 0;
+    for (uint32_t i = 0; i < s->in_count; i++) {
+        struct sess_out *o = in_at(s, i);
+        /* after PUBREC the receiver owns the message: it must not be sent twice */
+        if (!(o->flags & SESS_F_SHARED) || o->state == SESS_WAIT_PUBCOMP)
+            continue;
+        fn(ctx, o->m, o->qos);
+        in_remove(s, i--);
+        moved++;
+    }
+    uint32_t n = s->q_count;
+    for (uint32_t k = 0; k < n; k++) {
+        struct sess_qent e = q_pop(s);
+        if ((e.flags & SESS_F_SHARED) && e.qos) {
+            fn(ctx, e.m, e.qos);
+            msg_unref(e.m);
+            moved++;
+            continue;
+        }
+        /* keep the others, in order: q_push cannot fail here (capacity is unchanged) */
+        (void)q_push(s, e.m, e.qos, e.retain, e.flags);
+        msg_unref(e.m);
+    }
+    return moved;
 }

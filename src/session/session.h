@@ -45,15 +45,18 @@ struct sess_out {
     uint8_t qos;
     uint8_t state; /* enum sess_out_state */
     bool retain;   /* RETAIN flag to send */
-    uint32_t sub_id;
+    uint32_t flags; /* SESS_F_* */
 };
 
 struct sess_qent {
     struct msg *m;
     uint8_t qos;
     bool retain;
-    uint32_t sub_id;
+    uint32_t flags; /* SESS_F_* */
 };
+
+/* Delivery flags. */
+#define SESS_F_SHARED 1u /* came through a shared subscription: may move to another member */
 
 struct sess_sub {
     uint8_t *filter; /* as given by the client, including any "$share/g/" prefix */
@@ -128,9 +131,10 @@ int sess_sub_add(struct session *s, const uint8_t *f, uint16_t n, uint8_t option
 bool sess_sub_del(struct session *s, const uint8_t *f, uint16_t n);
 
 /* Offers message m (borrowed; the session takes its own reference when it keeps it) at QoS qos
- * with the RETAIN flag `retain`. out is the client's output queue or NULL while offline. */
+ * with the RETAIN flag `retain` and SESS_F_* flags. out is the client's output queue or NULL
+ * while offline. */
 enum sess_deliver_result sess_deliver(struct session *s, struct outq *out, struct msg *m,
-                                      uint8_t qos, bool retain, uint32_t sub_id, int64_t now_ms);
+                                      uint8_t qos, bool retain, uint32_t flags, int64_t now_ms);
 
 /* Handles PUBACK / PUBREC / PUBCOMP for pid. Returns 0, or TERN_ENOTFOUND for an unknown pid
  * (tolerated: the caller decides whether it is an error). PUBREC answers with PUBREL. After a
@@ -150,6 +154,11 @@ bool sess_qos2_in_end(struct session *s, uint16_t pid);
 int sess_resume(struct session *s, struct outq *out, int64_t now_ms);
 /* Sends queued messages while the inflight window has room. */
 int sess_pump(struct session *s, struct outq *out, int64_t now_ms);
+/* Removes the QoS 1/2 messages that came through shared subscriptions and were not completed
+ * (inflight before PUBREC, or queued), calling fn for each (fn borrows m) so they can go to
+ * another member of the group. Returns how many were moved. */
+typedef void (*sess_move_fn)(void *ctx, struct msg *m, uint8_t qos);
+uint32_t sess_take_shared(struct session *s, sess_move_fn fn, void *ctx);
 /* Drops every inflight and queued message (clean session end). */
 void sess_clear_messages(struct session *s);
 /* Sets (taking ownership of m's reference) or clears the will. */
