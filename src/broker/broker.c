@@ -39,7 +39,12 @@ int broker_init(struct broker *b, struct config *conf, char *err, size_t errlen)
         snprintf(err, errlen, "out of memory");
         return TERN_ENOMEM;
     }
-    pthread_rwlock_init(&b->subs_lock, NULL);
+    pthread_rwlockattr_t attr;
+    pthread_rwlockattr_init(&attr);
+    /* writers first: batches of readers must not starve a SUBSCRIBE */
+    pthread_rwlockattr_setkind_np(&attr, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
+    pthread_rwlock_init(&b->subs_lock, &attr);
+    pthread_rwlockattr_destroy(&attr);
     b->fd_limit = sock_raise_nofile();
     long cores = sysconf(_SC_NPROCESSORS_ONLN);
     b->nworkers = conf->threads > 0 ? (uint32_t)conf->threads : (uint32_t)(cores > 0 ? cores : 1);

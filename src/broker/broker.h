@@ -122,6 +122,7 @@ struct worker {
     struct wheel wheel;
     int64_t now_ms, now_s;
 
+    bool subs_read;            /* this worker holds subs_lock for reading (see subs_rdlock) */
     struct sub_entry *matches; /* routing scratch */
     uint32_t n_matches, cap_matches;
     struct msg **rmsgs; /* retained-on-subscribe scratch */
@@ -194,6 +195,15 @@ void client_deliver(struct worker *w, struct session *s, struct msg *m, uint8_t 
 void client_free_sessions(struct worker *w);
 
 /* ---- route.c ---- */
+/* The subscription trie's read lock is taken once and kept for a whole batch of packets (one
+ * lock round-trip per read() instead of per PUBLISH); it is released before any syscall and
+ * before this worker takes the write lock. The rwlock prefers writers, so a waiting SUBSCRIBE
+ * is not starved by batches. */
+void subs_rdlock(struct worker *w);
+void subs_unlock(struct worker *w);
+void subs_wrlock(struct worker *w);
+void subs_wrunlock(struct worker *w);
+
 /* Routes m (borrowed) from this worker to every matching subscription (m->origin_session is the
  * publisher, for No Local). Retained handling is the caller's. Returns the number of matching
  * subscriptions. */

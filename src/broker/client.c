@@ -91,10 +91,10 @@ static void unsubscribe_all(struct worker *w, struct session *s)
 {
     if (!s->nsubs)
         return;
-    pthread_rwlock_wrlock(&w->b->subs_lock);
+    subs_wrlock(w);
     for (uint32_t i = 0; i < s->nsubs; i++)
         trie_unsubscribe(w->b->subs, s->subs[i].filter, s->subs[i].len, s->id);
-    pthread_rwlock_unlock(&w->b->subs_lock);
+    subs_wrunlock(w);
 }
 
 static void publish_will(struct worker *w, struct session *s)
@@ -252,8 +252,8 @@ static struct msg *make_msg(struct worker *w, const struct mqtt_str *topic,
         }
         forwardable_props(props, fp, &fl);
     }
-    struct msg *m = msg_new(&w->b->mem, topic->p, (uint16_t)topic->len, fp, fl, payload->p,
-                            payload->len, qos, retain);
+    struct msg *m = msg_new(&w->b->mem, topic->p, (uint16_t)topic->len, fl ? fp : NULL, fl,
+                            payload->p, payload->len, qos, retain);
     if (fp != stackbuf)
         mem_free(&w->b->mem, MEM_MSG, fp);
     if (!m)
@@ -849,13 +849,13 @@ static void on_subscribe(struct client *c, const struct mqtt_packet *pk)
                                      (e.retain_as_published ? 0x08 : 0) |
                                      (uint8_t)(e.retain_handling << 4));
             struct sub_entry se = {s->id, s, w->index, opts, sub_id};
-            pthread_rwlock_wrlock(&b->subs_lock);
+            subs_wrlock(w);
             int r = trie_subscribe(b->subs, e.filter.p, e.filter.len, &se, &existed);
-            pthread_rwlock_unlock(&b->subs_lock);
+            subs_wrunlock(w);
             if (r == 0 && sess_sub_add(s, e.filter.p, (uint16_t)e.filter.len, opts, sub_id)) {
-                pthread_rwlock_wrlock(&b->subs_lock);
+                subs_wrlock(w);
                 trie_unsubscribe(b->subs, e.filter.p, e.filter.len, s->id);
-                pthread_rwlock_unlock(&b->subs_lock);
+                subs_wrunlock(w);
                 r = TERN_ENOMEM;
             }
             rc = r ? v3_or_v5(c, 0x80, MQTT_RC_UNSPECIFIED_ERROR) : granted;
@@ -912,9 +912,9 @@ static void on_unsubscribe(struct client *c, const struct mqtt_packet *pk)
     while (codec_subscribe_next(u, true, &off, &e) == 1 && i < u->count) {
         bool had = sess_sub_del(s, e.filter.p, (uint16_t)e.filter.len);
         if (had) {
-            pthread_rwlock_wrlock(&b->subs_lock);
+            subs_wrlock(w);
             trie_unsubscribe(b->subs, e.filter.p, e.filter.len, s->id);
-            pthread_rwlock_unlock(&b->subs_lock);
+            subs_wrunlock(w);
         }
         rcv[i++] = had ? MQTT_RC_SUCCESS : MQTT_RC_NO_SUBSCRIPTION_EXISTED;
     }
@@ -1026,5 +1026,6 @@ size_t client_process(struct client *c, const uint8_t *data, size_t len)
             break; /* the CONNECT is handled again on the session's home worker */
         off += used;
     }
+    subs_unlock(c->w); /* the caller may now make syscalls */
     return off;
 }

@@ -11,6 +11,33 @@
 #include "broker/broker.h"
 #include "router/topic.h"
 
+void subs_rdlock(struct worker *w)
+{
+    if (!w->subs_read) {
+        pthread_rwlock_rdlock(&w->b->subs_lock);
+        w->subs_read = true;
+    }
+}
+
+void subs_unlock(struct worker *w)
+{
+    if (w->subs_read) {
+        pthread_rwlock_unlock(&w->b->subs_lock);
+        w->subs_read = false;
+    }
+}
+
+void subs_wrlock(struct worker *w)
+{
+    subs_unlock(w);
+    pthread_rwlock_wrlock(&w->b->subs_lock);
+}
+
+void subs_wrunlock(struct worker *w)
+{
+    pthread_rwlock_unlock(&w->b->subs_lock);
+}
+
 static int push_match(struct worker *w, const struct sub_entry *e)
 {
     if (w->n_matches == w->cap_matches) {
@@ -78,9 +105,8 @@ uint32_t route_publish(struct worker *w, struct msg *m)
 {
     struct broker *b = w->b;
     w->n_matches = 0;
-    pthread_rwlock_rdlock(&b->subs_lock);
+    subs_rdlock(w);
     trie_match(b->subs, msg_topic(m), m->topic_len, on_sub, on_share, w);
-    pthread_rwlock_unlock(&b->subs_lock);
     uint32_t n = w->n_matches;
     if (n > 1)
         qsort(w->matches, n, sizeof *w->matches, by_session);
@@ -126,9 +152,8 @@ static void move_one(void *vctx, struct msg *m, uint8_t qos)
             !topic_matches(f, fl, msg_topic(m), m->topic_len))
             continue;
         struct sub_entry e;
-        pthread_rwlock_rdlock(&w->b->subs_lock);
+        subs_rdlock(w);
         int rc = trie_share_pick(w->b->subs, g, gl, f, fl, s->id, &e);
-        pthread_rwlock_unlock(&w->b->subs_lock);
         if (rc == 0) {
             e.options = (uint8_t)((e.options & ~0x03) | (qos < (e.options & 3) ? qos : (e.options & 3)));
             e.options |= 0x80;

@@ -65,9 +65,9 @@ void sys_tick(struct worker *w)
     sys_pub_u64(w, "$SYS/broker/bytes/sent", SUM(bytes_sent));
     sys_pub_u64(w, "$SYS/broker/store/messages/count", SUM(queued));
     sys_pub_u64(w, "$SYS/broker/connections/socket/count", SUM(sockets));
-    pthread_rwlock_rdlock(&b->subs_lock);
+    subs_rdlock(w);
     uint64_t nsubs = trie_count(b->subs);
-    pthread_rwlock_unlock(&b->subs_lock);
+    subs_unlock(w);
     sys_pub_u64(w, "$SYS/broker/subscriptions/count", nsubs);
     uint64_t rbytes = 0;
     /* count after this round's own $SYS retained messages are in */

@@ -419,10 +419,12 @@ static void free_client(struct worker *w, struct client *c)
 
 static void end_iteration(struct worker *w)
 {
+    subs_unlock(w); /* timers, $SYS and inbox deliveries may have read-locked it */
     /* detaching may publish wills, which may close nothing but may dirty others */
     struct client *closed = NULL;
     while (w->closing) {
         struct client *list = w->closing;
+        /* wills published below route under the read lock; released before flushing */
         w->closing = NULL;
         while (list) {
             struct client *c = list;
@@ -432,6 +434,7 @@ static void end_iteration(struct worker *w)
             closed = c;
         }
     }
+    subs_unlock(w);
     flush_outboxes(w);
     while (w->dirty) {
         struct client *c = w->dirty;
@@ -450,6 +453,7 @@ static void end_iteration(struct worker *w)
         struct client *c = w->closing;
         w->closing = c->next_close;
         client_detach(c);
+        subs_unlock(w);
         free_client(w, c);
     }
 }
@@ -495,6 +499,7 @@ static void shutdown_worker(struct worker *w)
             client_close(c, LOG_DEBUG, "server shutting down");
         w->closing = NULL;
         client_detach(c);
+        subs_unlock(w);
         free_client(w, c);
     }
 }

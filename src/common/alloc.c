@@ -4,6 +4,7 @@
  * caller passing the size. Header alignment keeps max_align_t alignment for the payload. */
 #include "common/alloc.h"
 
+#include <sched.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,9 +17,9 @@ static const char *const cat_names[MEM_CAT_COUNT] = {
 
 void mem_init(struct mem *m)
 {
-    for (int i = 0; i < MEM_CAT_COUNT; i++)
-        atomic_store_explicit(&m->bytes[i], 0, memory_order_relaxed);
-    atomic_store_explicit(&m->total, 0, memory_order_relaxed);
+    for (int s = 0; s < MEM_SHARDS; s++)
+        for (int i = 0; i < MEM_CAT_COUNT; i++)
+            atomic_store_explicit(&m->shard[s].bytes[i], 0, memory_order_relaxed);
     atomic_store_explicit(&m->peak, 0, memory_order_relaxed);
     atomic_store_explicit(&m->fail_after, -1, memory_order_relaxed);
     m->limit = 0;
@@ -35,14 +36,9 @@ static bool hook_fires(struct mem *m)
 
 static void account(struct mem *m, enum mem_cat cat, long long delta)
 {
-    atomic_fetch_add_explicit(&m->bytes[cat], delta, memory_order_relaxed);
-    long long t = atomic_fetch_add_explicit(&m->total, delta, memory_order_relaxed) + delta;
-    if (delta > 0) {
-        long long p = atomic_load_explicit(&m->peak, memory_order_relaxed);
-        while (t > p && !atomic_compare_exchange_weak_explicit(&m->peak, &p, t, memory_order_relaxed,
-                                                               memory_order_relaxed)) {
-        }
-    }
+    int cpu = sched_getcpu();
+    struct mem_shard *s = &m->shard[(unsigned)(cpu < 0 ? 0 : cpu) % MEM_SHARDS];
+    atomic_fetch_add_explicit(&s->bytes[cat], delta, memory_order_relaxed);
 }
 
 void *mem_alloc(struct mem *m, enum mem_cat cat, size_t n)
@@ -103,14 +99,29 @@ char *mem_strndup(struct mem *m, enum mem_cat cat, const char *s, size_t n)
     return d;
 }
 
-bool mem_over_limit(const struct mem *m)
+bool mem_over_limit(struct mem *m)
 {
-    return m->limit && (size_t)atomic_load_explicit(&m->total, memory_order_relaxed) >= m->limit;
+    return m->limit && (size_t)mem_total(m) >= m->limit;
 }
 
-long long mem_total(const struct mem *m)
+long long mem_cat_bytes(const struct mem *m, enum mem_cat cat)
 {
-    return atomic_load_explicit(&m->total, memory_order_relaxed);
+    long long t = 0;
+    for (int s = 0; s < MEM_SHARDS; s++)
+        t += atomic_load_explicit(&m->shard[s].bytes[cat], memory_order_relaxed);
+    return t;
+}
+
+long long mem_total(struct mem *m)
+{
+    long long t = 0;
+    for (int i = 0; i < MEM_CAT_COUNT; i++)
+        t += mem_cat_bytes(m, (enum mem_cat)i);
+    long long p = atomic_load_explicit(&m->peak, memory_order_relaxed);
+    while (t > p && !atomic_compare_exchange_weak_explicit(&m->peak, &p, t, memory_order_relaxed,
+                                                           memory_order_relaxed)) {
+    }
+    return t;
 }
 
 const char *mem_cat_name(enum mem_cat cat)

@@ -23,12 +23,18 @@ enum mem_cat {
     MEM_CAT_COUNT
 };
 
+/* Counters are sharded by CPU (sched_getcpu, cheap through rseq) so threads allocating at once
+ * do not bounce one cache line: a shard is one line. Readers sum the shards. */
+#define MEM_SHARDS 16
+struct mem_shard {
+    _Atomic long long bytes[MEM_CAT_COUNT];
+} __attribute__((aligned(64)));
+
 struct mem {
-    _Atomic long long bytes[MEM_CAT_COUNT]; /* current bytes per category */
-    _Atomic long long total;                /* current bytes, all categories */
-    _Atomic long long peak;                 /* highest total seen */
-    _Atomic long long fail_after;           /* test hook: <0 off; 0 = fail next allocation */
-    size_t limit;                           /* 0 = none; checked by mem_over_limit() */
+    struct mem_shard shard[MEM_SHARDS];
+    _Atomic long long peak;       /* highest total seen by mem_total() (sampled) */
+    _Atomic long long fail_after; /* test hook: <0 off; 0 = fail next allocation */
+    size_t limit;                 /* 0 = none; checked by mem_over_limit() */
 };
 
 /* Initialises counters to zero, no limit, hook off. */
@@ -47,9 +53,11 @@ void mem_free(struct mem *m, enum mem_cat cat, void *p);
 char *mem_strndup(struct mem *m, enum mem_cat cat, const char *s, size_t n);
 
 /* True when the configured global limit is set and current usage is at or above it. */
-bool mem_over_limit(const struct mem *m);
-/* Current total bytes. */
-long long mem_total(const struct mem *m);
+bool mem_over_limit(struct mem *m);
+/* Current total bytes (sums the shards; also raises the sampled peak). */
+long long mem_total(struct mem *m);
+/* Current bytes of one category. */
+long long mem_cat_bytes(const struct mem *m, enum mem_cat cat);
 /* Name of a category for $SYS and logs. */
 const char *mem_cat_name(enum mem_cat cat);
 

@@ -124,6 +124,7 @@ void *hmap_del(struct hmap *h, const void *key, size_t len)
         }
     }
     memset(&h->slots[i], 0, sizeof h->slots[i]);
-    h->count--;
+    if (--h->count == 0)
+        hmap_free(h); /* an emptied map gives its memory back */
     return v;
 }

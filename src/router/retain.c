@@ -86,6 +86,8 @@ size_t retain_count(const struct retain *r)
     return r->count;
 }
 
+static void prune(struct retain *r, struct rnode *n);
+
 static struct rnode *find(struct retain *r, const uint8_t *t, size_t n, bool create)
 {
     struct rnode *cur = r->root;
@@ -99,10 +101,12 @@ static struct rnode *find(struct retain *r, const uint8_t *t, size_t n, bool cre
             if (!create)
                 return NULL;
             c = rnode_new(r, cur, t + i, (uint32_t)(e - i));
-            if (!c)
-                return NULL;
-            if (hmap_put(&cur->children, c->level, c->len, c)) {
+            if (c && hmap_put(&cur->children, c->level, c->len, c)) {
                 rnode_free(r, c);
+                c = NULL;
+            }
+            if (!c) { /* out of memory: drop the levels created so far */
+                prune(r, cur);
                 return NULL;
             }
         }
@@ -121,6 +125,9 @@ static void prune(struct retain *r, struct rnode *n)
         rnode_free(r, n);
         n = p;
     }
+    /* an emptied child map releases its slots: clearing everything returns the memory */
+    if (n && !n->children.count && n->children.slots)
+        hmap_free(&n->children);
 }
 
 int retain_set(struct retain *r, const uint8_t *t, size_t n, void *value)

@@ -51,6 +51,8 @@ bool topic_filter_valid(const uint8_t *f, size_t n)
 {
     const uint8_t *g, *sf;
     size_t gl, sfl;
+    if (n > 65535) /* the whole filter, "$share/group/" included [MQTT-4.7.3-3] */
+        return false;
     if (topic_share_split(f, n, &g, &gl, &sf, &sfl)) {
         if (gl == 0 || sfl == 0)
             return false;

@@ -135,7 +135,24 @@ static bool node_empty(const struct node *n)
     return !n->nsubs && !n->nshares && !n->plus && !n->hash && !n->children.count;
 }
 
-/* Removes empty nodes from n up to (not including) the root. */
+/* Releases the storage of n's containers once they are empty, so that unsubscribing
+ * everything brings memory back to what an empty trie uses. */
+static void node_trim(struct trie *t, struct node *n)
+{
+    if (!n->children.count && n->children.slots)
+        hmap_free(&n->children);
+    if (!n->nsubs && n->subs) {
+        mem_free(t->mem, MEM_ROUTER, n->subs);
+        n->subs = NULL;
+        n->capsubs = 0;
+    }
+    if (!n->nshares && n->shares) {
+        mem_free(t->mem, MEM_ROUTER, n->shares);
+        n->shares = NULL;
+    }
+}
+
+/* Removes empty nodes from n up to (not including) the root, and trims the first node kept. */
 static void prune(struct trie *t, struct node *n)
 {
     while (n && n->parent && node_empty(n)) {
@@ -149,6 +166,8 @@ static void prune(struct trie *t, struct node *n)
         node_free(t, n);
         n = p;
     }
+    if (n)
+        node_trim(t, n);
 }
 
 /* Walks/creates the node of ordinary filter f. */
@@ -160,8 +179,14 @@ static struct node *filter_node(struct trie *t, const uint8_t *f, size_t n, bool
         size_t e = i;
         while (e < n && f[e] != '/')
             e++;
-        cur = child(t, cur, f + i, (uint32_t)(e - i), create);
-        if (!cur || e >= n)
+        struct node *next = child(t, cur, f + i, (uint32_t)(e - i), create);
+        if (!next) {
+            if (create) /* out of memory: drop the levels created so far */
+                prune(t, cur);
+            return NULL;
+        }
+        cur = next;
+        if (e >= n)
             return cur;
         i = e + 1;
     }
@@ -215,6 +240,16 @@ static struct share_group *find_group(struct node *n, const uint8_t *g, size_t g
     return NULL;
 }
 
+/* Frees share group idx of n (moving the last group into its slot). */
+static void remove_group(struct trie *t, struct node *n, uint32_t idx)
+{
+    struct share_group *grp = n->shares[idx];
+    mem_free(t->mem, MEM_ROUTER, grp->name);
+    mem_free(t->mem, MEM_ROUTER, grp->members);
+    mem_free(t->mem, MEM_ROUTER, grp);
+    n->shares[idx] = n->shares[--n->nshares];
+}
+
 static int share_subscribe(struct trie *t, struct node *n, const uint8_t *g, size_t gl,
                            const struct sub_entry *e, bool *replaced)
 {
@@ -238,7 +273,10 @@ static int share_subscribe(struct trie *t, struct node *n, const uint8_t *g, siz
         atomic_init(&grp->cursor, 0);
         n->shares[n->nshares++] = grp;
     }
-    return add_entry(t->mem, &grp->members, &grp->n, &grp->cap, e, replaced);
+    int rc = add_entry(t->mem, &grp->members, &grp->n, &grp->cap, e, replaced);
+    if (rc && grp->n == 0) /* a new group that got no member: never leave it empty */
+        remove_group(t, n, n->nshares - 1);
+    return rc;
 }
 
 int trie_subscribe(struct trie *t, const uint8_t *f, size_t n, const struct sub_entry *e,
@@ -274,12 +312,8 @@ int trie_unsubscribe(struct trie *t, const uint8_t *f, size_t n, uint64_t sessio
         uint32_t idx;
         struct share_group *grp = find_group(node, g, gl, &idx);
         found = grp && del_entry(grp->members, &grp->n, session_id);
-        if (grp && grp->n == 0) {
-            mem_free(t->mem, MEM_ROUTER, grp->name);
-            mem_free(t->mem, MEM_ROUTER, grp->members);
-            mem_free(t->mem, MEM_ROUTER, grp);
-            node->shares[idx] = node->shares[--node->nshares];
-        }
+        if (grp && grp->n == 0)
+            remove_group(t, node, idx);
     } else {
         found = del_entry(node->subs, &node->nsubs, session_id);
     }
