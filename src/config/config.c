@@ -25,6 +25,7 @@ struct parse_ctx {
     char *err;
     size_t errlen;
     bool log_dest_seen, log_type_seen;
+    bool implicit_listener; /* listener 0 was made by `port` or a listener setting, not `listener` */
 };
 
 static int perr(struct parse_ctx *p, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -192,6 +193,9 @@ static void *field(struct parse_ctx *p, const struct conf_directive *d)
     if (p->c->n_listeners == 0) {
         p->c->n_listeners = 1;
         p->c->listeners[0].port = 1883;
+        p->c->listeners[0].allow_anonymous = -1; /* not set: the loopback rule applies */
+        p->c->listeners[0].max_connections = -1;
+        p->implicit_listener = true;
     }
     return (char *)&p->c->listeners[p->c->n_listeners - 1] + d->offset;
 }
@@ -269,6 +273,7 @@ static int h_port(struct parse_ctx *p, const struct conf_directive *d, char **ar
         p->c->n_listeners = 1;
         p->c->listeners[0].allow_anonymous = -1;
         p->c->listeners[0].max_connections = -1;
+        p->implicit_listener = true;
     }
     p->c->listeners[0].port = (int)port;
     return 0;
@@ -307,11 +312,13 @@ static int h_log_dest(struct parse_ctx *p, const struct conf_directive *d, char 
     if (strcmp(w, "file") == 0) {
         if (argc != 2)
             return perr(p, "log_dest file: expected a path");
-        p->c->log_dest |= LOG_DEST_FILE;
+        p->c->log_dest = (p->c->log_dest & ~LOG_DEST_NONE) | LOG_DEST_FILE;
         return set_string(p, &p->c->log_file, argv[1]);
     }
     if (argc != 1)
         return perr(p, "log_dest %s: unexpected argument '%s'", w, argv[1]);
+    if (strcmp(w, "none") != 0)
+        p->c->log_dest &= ~LOG_DEST_NONE; /* "none" then "stderr" logs to stderr */
     if (strcmp(w, "stderr") == 0)
         p->c->log_dest |= LOG_DEST_STDERR;
     else if (strcmp(w, "stdout") == 0)
@@ -513,10 +520,23 @@ static int parse_text(struct parse_ctx *p, const char *text)
 int conf_load_string(struct mem *mem, struct config *c, const char *name, const char *text,
                      char *err, size_t errlen)
 {
-    struct parse_ctx p = {mem, c, name, 0, err, errlen, false, false};
+    struct parse_ctx p = {mem, c, name, 0, err, errlen, false, false, false};
     if (err && errlen)
         err[0] = '\0';
-    return parse_text(&p, text);
+    int rc = parse_text(&p, text);
+    if (rc)
+        return rc;
+    /* "port N" / listener settings before any `listener` create listener 0 without a bind
+     * address; like the embedded default it is on localhost. An explicit `listener PORT`
+     * without an address keeps NULL: all addresses. */
+    struct conf_listener *l0 = &c->listeners[0];
+    if (p.implicit_listener && c->n_listeners == 1 && !l0->bind_address && l0->port == 1883 &&
+        !l0->mount_point) {
+        l0->bind_address = mem_strndup(mem, MEM_CONFIG, "127.0.0.1", 9);
+        if (!l0->bind_address)
+            return perr(&p, "out of memory");
+    }
+    return 0;
 }
 
 int conf_load_file(struct mem *mem, struct config *c, const char *path, char *err, size_t errlen)
@@ -573,7 +593,7 @@ void conf_defaults(struct config *c)
 {
     memset(c, 0, sizeof *c);
     char scratch[8];
-    struct parse_ctx p = {NULL, c, "defaults", 0, scratch, sizeof scratch, false, false};
+    struct parse_ctx p = {NULL, c, "defaults", 0, scratch, sizeof scratch, false, false, false};
     for (size_t i = 0; i < conf_directive_count; i++) {
         const struct conf_directive *d = &conf_directives[i];
         if (!d->def || d->per_listener || d->type == CONF_STRING || d->type == CONF_SPECIAL)
@@ -596,12 +616,10 @@ void conf_finish(struct mem *mem, struct config *c)
         c->listeners[0].port = 1883;
         c->listeners[0].allow_anonymous = -1;
         c->listeners[0].max_connections = -1;
-    }
-    /* "port N" / settings before any listener create listener 0 without a bind address;
-     * the embedded default is localhost */
-    if (c->n_listeners == 1 && !c->listeners[0].bind_address && c->listeners[0].port == 1883 &&
-        !c->listeners[0].mount_point)
+        /* the embedded default is localhost (an implicit listener 0 got it at parse time;
+         * an explicit `listener 1883` without an address means all addresses) */
         c->listeners[0].bind_address = mem_strndup(mem, MEM_CONFIG, "127.0.0.1", 9);
+    }
 }
 
 void conf_free(struct mem *mem, struct config *c)
@@ -647,6 +665,7 @@ void conf_apply_reloadable(struct mem *mem, struct config *dst, struct config *s
         case CONF_SPECIAL: break;
         }
     }
+    dst->server_redirect = src->server_redirect; /* reloadable CONF_SPECIAL row */
     dst->max_connections = src->max_connections;
     dst->allow_anonymous = src->allow_anonymous;
     dst->persistent_client_expiration = src->persistent_client_expiration;
@@ -680,9 +699,16 @@ void conf_print_help(FILE *f)
         if ((d->type == CONF_INT || d->type == CONF_LLONG || d->type == CONF_SPECIAL) &&
             (d->min || d->max))
             snprintf(range, sizeof range, "%lld..%lld", d->min, d->max);
-        fprintf(f, "| `%s` | %s | %s | %s | %s | %s | %s |\n", d->name, type_name(d->type),
+        fprintf(f, "| `%s` | %s | %s | %s | %s | %s | ", d->name, type_name(d->type),
                 d->def ? d->def : "-", range, d->reloadable ? "SIGHUP" : "restart",
-                d->per_listener ? "listener" : "global", d->doc);
+                d->per_listener ? "listener" : "global");
+        /* docs such as "stderr | stdout" must not split the Markdown table cell */
+        for (const char *c = d->doc; *c; c++) {
+            if (*c == '|')
+                fputc('\\', f);
+            fputc(*c, f);
+        }
+        fputs(" |\n", f);
     }
 }
 
