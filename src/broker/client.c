@@ -413,6 +413,11 @@ static void on_connect(struct client *c, const struct mqtt_packet *pk)
                    "invalid will topic");
             return;
         }
+        if (cn->will_qos > conf->max_qos) {
+            refuse(c, MQTT3_CONNACK_SERVER_UNAVAILABLE, MQTT_RC_QOS_NOT_SUPPORTED,
+                   "will QoS above max_qos"); /* [MQTT-3.2.2-12] */
+            return;
+        }
         if (cn->will_retain && !conf->retain_available) {
             refuse(c, MQTT3_CONNACK_SERVER_UNAVAILABLE, MQTT_RC_RETAIN_NOT_SUPPORTED,
                    "retained will but retain_available is false");
@@ -648,6 +653,11 @@ static void on_publish(struct client *c, const struct mqtt_packet *pk)
     const struct mqtt_publish *p = &pk->u.publish;
     struct session *s = c->sess;
     struct mqtt_str topic = p->topic;
+    if (c->version == MQTT_V5 && p->props.sub_id_count) {
+        /* only the server sends Subscription Identifiers [MQTT-3.3.4-6] */
+        fail(c, MQTT_RC_PROTOCOL_ERROR, "Subscription Identifier in a client PUBLISH");
+        return;
+    }
     if (c->version == MQTT_V5 && (p->props.has & MQTT_PROP_BIT(MQTT_PROP_TOPIC_ALIAS))) {
         uint16_t a = p->props.topic_alias;
         if (a == 0 || a > c->alias_max) { /* [MQTT-3.3.2-9] [MQTT-3.3.2-10] */
