@@ -502,6 +502,7 @@ static void shutdown_worker(struct worker *w)
         subs_unlock(w);
         free_client(w, c);
     }
+    w->dirty = NULL; /* every client in it was just freed */
 }
 
 static void *worker_main(void *arg)

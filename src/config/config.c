@@ -681,7 +681,7 @@ static const char *type_name(enum conf_type t)
     switch (t) {
     case CONF_INT:
     case CONF_LLONG: return "number";
-    case CONF_BOOL: return "true|false";
+    case CONF_BOOL: return "true/false"; /* no '|': it would split the Markdown cell */
     case CONF_STRING: return "string";
     case CONF_SPECIAL: return "see text";
     }

@@ -45,14 +45,6 @@ static bool starts_with(const char *s, const char *prefix)
     return strncmp(s, prefix, strlen(prefix)) == 0;
 }
 
-static const struct conf_directive *row(const char *name)
-{
-    for (size_t i = 0; i < conf_directive_count; i++)
-        if (strcmp(conf_directives[i].name, name) == 0)
-            return &conf_directives[i];
-    return NULL;
-}
-
 /* Address of d's field in c (per-listener rows: in the last listener). */
 static void *field_of(struct config *c, const struct conf_directive *d)
 {
@@ -108,7 +100,7 @@ static void test_defaults(void)
             continue;
         void *f = field_of(c, d);
         if (d->type == CONF_INT)
-            CHECK_MSG(*(int *)f == atoi(d->def), "%s default %d, table says %s", d->name,
+            CHECK_MSG(*(int *)f == (int)strtol(d->def, NULL, 10), "%s default %d, table says %s", d->name,
                       *(int *)f, d->def);
         else if (d->type == CONF_LLONG)
             CHECK_MSG(*(long long *)f == strtoll(d->def, NULL, 10), "%s default %lld, table %s",
@@ -577,9 +569,9 @@ static void test_apply_reloadable(void)
                               err, sizeof err),
              0);
     CHECK_EQ(conf_load_string(&m, &src, "new",
+                              "max_connections 7\nallow_anonymous true\n"
                               "listener 9999\nthreads 8\nmax_inflight_messages 5\n"
                               "auto_id_prefix new-\npid_file /new.pid\nsys_interval 0\n"
-                              "max_connections 7\nallow_anonymous true\n"
                               "persistent_client_expiration 1h\nlog_dest file /new.log\n"
                               "log_type debug\nserver_redirect moved\nserver_reference other\n"
                               "max_topic_alias 3\n",
