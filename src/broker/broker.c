@@ -45,6 +45,17 @@ int broker_init(struct broker *b, struct config *conf, char *err, size_t errlen)
     pthread_rwlockattr_setkind_np(&attr, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
     pthread_rwlock_init(&b->subs_lock, &attr);
     pthread_rwlockattr_destroy(&attr);
+    if (conf->password_file) {
+        struct auth_db *db;
+        char aerr[512];
+        if (auth_db_load(&b->mem, conf->password_file, &db, aerr, sizeof aerr)) {
+            snprintf(err, errlen, "password_file: %s", aerr);
+            return TERN_EINVAL;
+        }
+        atomic_store(&b->auth, db);
+        log_write(&b->log, LOG_NOTICE, "password file %s: %zu users", conf->password_file,
+                  auth_db_count(db));
+    }
     b->fd_limit = sock_raise_nofile();
     long cores = sysconf(_SC_NPROCESSORS_ONLN);
     b->nworkers = conf->threads > 0 ? (uint32_t)conf->threads : (uint32_t)(cores > 0 ? cores : 1);
@@ -84,6 +95,9 @@ void broker_fini(struct broker *b)
         pthread_rwlock_destroy(&b->subs_lock);
     }
     store_destroy(b->store);
+    auth_db_free(atomic_load(&b->auth));
+    for (int i = 0; i < b->n_old_auth; i++)
+        auth_db_free(b->old_auth[i]);
     for (int i = 0; i < b->n_reloads; i++) {
         conf_free(&b->mem, b->reload_parsed[i]);
         mem_free(&b->mem, MEM_CONFIG, b->reload_parsed[i]);
@@ -104,6 +118,10 @@ int broker_reload(struct broker *b, const char *path)
         log_write(&b->log, LOG_WARN, "SIGHUP: too many reloads, restart to reload again");
         return TERN_ELIMIT;
     }
+    if (b->n_old_auth >= (int)(sizeof b->old_auth / sizeof b->old_auth[0])) {
+        log_write(&b->log, LOG_WARN, "SIGHUP: too many reloads, restart to reload again");
+        return TERN_ELIMIT;
+    }
     struct config *fresh = mem_calloc(&b->mem, MEM_CONFIG, sizeof *fresh);
     struct config *next = mem_calloc(&b->mem, MEM_CONFIG, sizeof *next);
     char err[512];
@@ -121,6 +139,21 @@ int broker_reload(struct broker *b, const char *path)
         return TERN_EINVAL;
     }
     struct config *cur = broker_conf(b);
+    /* the password file is parsed completely before anything changes: a bad one keeps the old */
+    struct auth_db *db = NULL;
+    if (fresh->password_file) {
+        if (auth_db_load(&b->mem, fresh->password_file, &db, err, sizeof err)) {
+            log_write(&b->log, LOG_ERR, "SIGHUP: configuration not reloaded: password_file: %s",
+                      err);
+            conf_free(&b->mem, fresh);
+            mem_free(&b->mem, MEM_CONFIG, fresh);
+            mem_free(&b->mem, MEM_CONFIG, next);
+            return TERN_EINVAL;
+        }
+    }
+    struct auth_db *old_db = atomic_exchange(&b->auth, db);
+    if (old_db)
+        b->old_auth[b->n_old_auth++] = old_db; /* workers may still be reading it */
     *next = *cur; /* shares cur's strings: only the first config's strings are freed at exit */
     for (size_t i = 0; i < conf_directive_count; i++) {
         const struct conf_directive *d = &conf_directives[i];

@@ -30,6 +30,7 @@
 #include "common/log.h"
 #include "common/outq.h"
 #include "common/timer.h"
+#include "auth/auth.h"
 #include "config/config.h"
 #include "router/trie.h"
 #include "session/session.h"
@@ -80,6 +81,9 @@ struct broker {
     struct mem mem;
     struct log log;
     _Atomic(struct config *) conf;
+    _Atomic(struct auth_db *) auth; /* password database (NULL: no password_file) */
+    struct auth_db *old_auth[32];   /* replaced by reloads, freed at exit */
+    int n_old_auth;
     /* each reload keeps, until exit (workers may still read them): the parsed file (owns its
      * strings) and the published copy (shares strings, freed with mem_free only) */
     struct config *reload_parsed[32];
@@ -134,7 +138,8 @@ struct worker {
     int64_t next_sys_s;
 };
 
-enum client_state { CS_NEW = 0, CS_CONNECTED, CS_CLOSED };
+/* CS_AUTH: CONNECT received, enhanced authentication (AUTH packets) in progress */
+enum client_state { CS_NEW = 0, CS_AUTH, CS_CONNECTED, CS_CLOSED };
 
 /* A network connection. Owned by one worker (moves once when migrating to its session's home). */
 struct client {
@@ -159,6 +164,15 @@ struct client {
     uint16_t alias_max;              /* v5 Topic Alias Maximum we offered */
     uint16_t recv_max;               /* v5 Receive Maximum we offered */
     struct mqtt_str *in_alias;       /* [alias_max + 1] client-to-server aliases (owned copies) */
+    const uint8_t *cur_pkt;          /* bytes of the packet being handled (valid during it) */
+    size_t cur_len;
+    struct buf pending_connect;      /* CONNECT kept during enhanced authentication */
+    struct scram *scram;             /* SCRAM exchange in progress (CONNECT or re-auth) */
+    bool auth_done;                  /* enhanced authentication succeeded for this CONNECT */
+    bool auth_scram;                 /* the connection authenticated with SCRAM-SHA-256 */
+    const uint8_t *scram_final;      /* server-final-message (inside scram) for CONNACK/AUTH */
+    size_t scram_final_len;
+    char *auth_user;                 /* authenticated user name (owned), NULL = anonymous */
     char addr[64];
 };
 

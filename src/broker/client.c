@@ -188,8 +188,10 @@ void client_on_timer(struct worker *w, struct timer *t)
 {
     if (t->kind == 1) {
         struct client *c = container_of(t, struct client, ka_timer);
-        if (c->state == CS_NEW) {
-            client_close(c, LOG_NOTICE, "no CONNECT received within connect_timeout");
+        if (c->state == CS_NEW || c->state == CS_AUTH) {
+            client_close(c, LOG_NOTICE, c->state == CS_NEW
+                                            ? "no CONNECT received within connect_timeout"
+                                            : "authentication not completed within connect_timeout");
             return;
         }
         if (c->state != CS_CONNECTED || !c->keepalive)
@@ -331,6 +333,167 @@ static struct session *attach_session(struct client *c, const uint8_t *cid, uint
     return s;
 }
 
+static bool name_is(const struct mqtt_str *s, const char *lit);
+
+void client_free_auth(struct client *c)
+{
+    scram_free(c->scram);
+    c->scram = NULL;
+    c->scram_final = NULL;
+    buf_free(&c->pending_connect);
+    mem_free(&c->w->b->mem, MEM_AUTH, c->auth_user);
+    c->auth_user = NULL;
+}
+
+static void send_auth(struct client *c, uint8_t rc, const uint8_t *data, size_t len)
+{
+    struct mqtt_packet p;
+    memset(&p, 0, sizeof p);
+    p.type = MQTT_AUTH;
+    p.u.reason.rc = rc;
+    p.u.reason.props.has = MQTT_PROP_BIT(MQTT_PROP_AUTHENTICATION_METHOD);
+    p.u.reason.props.auth_method.p = (const uint8_t *)AUTH_SCRAM_METHOD;
+    p.u.reason.props.auth_method.len = (uint32_t)strlen(AUTH_SCRAM_METHOD);
+    if (data) {
+        p.u.reason.props.has |= MQTT_PROP_BIT(MQTT_PROP_AUTHENTICATION_DATA);
+        p.u.reason.props.auth_data.p = data;
+        p.u.reason.props.auth_data.len = (uint32_t)len;
+    }
+    send_packet(c, &p);
+}
+
+/* CONNECT-time authentication. Returns true to go on with the CONNECT; false when the client
+ * was refused (CONNACK sent, connection closing) or an AUTH exchange started. */
+static bool authenticate(struct client *c, const struct mqtt_connect *cn)
+{
+    struct broker *b = c->w->b;
+    struct config *conf = broker_conf(b);
+    struct auth_db *db = atomic_load_explicit(&b->auth, memory_order_acquire);
+    if (c->version == MQTT_V5 && (cn->props.has & MQTT_PROP_BIT(MQTT_PROP_AUTHENTICATION_METHOD))) {
+        if (c->auth_done)
+            return true; /* the CONNECT again, after a successful AUTH exchange */
+        if (!db || !name_is(&cn->props.auth_method, AUTH_SCRAM_METHOD)) {
+            refuse(c, MQTT3_CONNACK_NOT_AUTHORIZED, MQTT_RC_BAD_AUTHENTICATION_METHOD,
+                   "unsupported authentication method"); /* [MQTT-4.12.0-1] */
+            return false;
+        }
+        const uint8_t *out;
+        size_t outlen;
+        int rc = scram_start(&b->mem, db, cn->props.auth_data.p, cn->props.auth_data.len,
+                             &c->scram, &out, &outlen);
+        if (rc) {
+            refuse(c, MQTT3_CONNACK_NOT_AUTHORIZED, MQTT_RC_NOT_AUTHORIZED,
+                   "malformed SCRAM client-first-message");
+            return false;
+        }
+        if (buf_append(&c->pending_connect, c->cur_pkt, c->cur_len)) {
+            refuse(c, MQTT3_CONNACK_SERVER_UNAVAILABLE, MQTT_RC_SERVER_UNAVAILABLE,
+                   "out of memory");
+            return false;
+        }
+        c->state = CS_AUTH;
+        c->auth_scram = true;
+        send_auth(c, MQTT_RC_CONTINUE_AUTHENTICATION, out, outlen); /* [MQTT-4.12.0-2] */
+        return false;
+    }
+    if (cn->has_username && db) {
+        if (!cn->has_password || !auth_check_password(db, cn->username.p, cn->username.len,
+                                                      cn->password.p, cn->password.len)) {
+            char why[320];
+            snprintf(why, sizeof why, "bad user name or password for user '%.*s'",
+                     (int)(cn->username.len > 256 ? 256 : cn->username.len),
+                     (const char *)cn->username.p);
+            refuse(c, MQTT3_CONNACK_BAD_USERNAME_PASSWORD, MQTT_RC_BAD_USER_NAME_OR_PASSWORD,
+                   why);
+            return false;
+        }
+        c->auth_user = mem_strndup(&b->mem, MEM_AUTH, (const char *)cn->username.p,
+                                   cn->username.len);
+        return true;
+    }
+    /* without a password database a user name proves nothing: the client is anonymous */
+    if (!conf_listener_anonymous(conf, c->listener)) {
+        refuse(c, MQTT3_CONNACK_NOT_AUTHORIZED, MQTT_RC_NOT_AUTHORIZED,
+               cn->has_username ? "not authorised: no password_file to check the user name"
+                                : "anonymous clients are not allowed on this listener");
+        return false;
+    }
+    return true;
+}
+
+static void on_connect(struct client *c, const struct mqtt_packet *pk);
+
+/* AUTH: continues the SCRAM exchange of a CONNECT, or re-authentication [MQTT-4.12.1-1]. */
+static void on_auth(struct client *c, const struct mqtt_packet *p)
+{
+    const struct mqtt_reason *r = &p->u.reason;
+    struct auth_db *db = atomic_load_explicit(&c->w->b->auth, memory_order_acquire);
+    if (!c->auth_scram || !(r->props.has & MQTT_PROP_BIT(MQTT_PROP_AUTHENTICATION_METHOD)) ||
+        !name_is(&r->props.auth_method, AUTH_SCRAM_METHOD)) {
+        /* AUTH without the method of the CONNECT [MQTT-4.12.0-5] [MQTT-4.12.1-1] */
+        if (c->state == CS_AUTH) {
+            refuse(c, 0, MQTT_RC_PROTOCOL_ERROR, "AUTH with a different method");
+            return;
+        }
+        fail(c, MQTT_RC_PROTOCOL_ERROR, "AUTH without the connection's authentication method");
+        return;
+    }
+    const uint8_t *out;
+    size_t outlen;
+    if (c->state == CS_AUTH) {
+        if (r->rc != MQTT_RC_CONTINUE_AUTHENTICATION || !c->scram) {
+            refuse(c, 0, MQTT_RC_PROTOCOL_ERROR, "unexpected AUTH reason code");
+            return;
+        }
+        if (scram_finish(c->scram, r->props.auth_data.p, r->props.auth_data.len, &out, &outlen)) {
+            refuse(c, 0, MQTT_RC_BAD_USER_NAME_OR_PASSWORD, "SCRAM authentication failed");
+            return;
+        }
+        c->auth_done = true;
+        c->scram_final = out;
+        c->scram_final_len = outlen;
+        c->auth_user = mem_strndup(&c->w->b->mem, MEM_AUTH, scram_user(c->scram),
+                                   strlen(scram_user(c->scram)));
+        /* continue the CONNECT that started the exchange */
+        struct mqtt_packet pk;
+        size_t used;
+        if (codec_decode(c->pending_connect.data, c->pending_connect.len, MQTT_V5, 0, &pk,
+                         &used)) {
+            refuse(c, 0, MQTT_RC_UNSPECIFIED_ERROR, "stored CONNECT no longer decodes");
+            return;
+        }
+        c->state = CS_NEW;
+        on_connect(c, &pk);
+        scram_free(c->scram);
+        c->scram = NULL;
+        c->scram_final = NULL;
+        return;
+    }
+    /* re-authentication on a connected client */
+    if (r->rc == MQTT_RC_REAUTHENTICATE) {
+        scram_free(c->scram);
+        c->scram = NULL;
+        if (!db || scram_start(&c->w->b->mem, db, r->props.auth_data.p, r->props.auth_data.len,
+                               &c->scram, &out, &outlen)) {
+            fail(c, MQTT_RC_NOT_AUTHORIZED, "re-authentication refused");
+            return;
+        }
+        send_auth(c, MQTT_RC_CONTINUE_AUTHENTICATION, out, outlen);
+        return;
+    }
+    if (r->rc == MQTT_RC_CONTINUE_AUTHENTICATION && c->scram) {
+        if (scram_finish(c->scram, r->props.auth_data.p, r->props.auth_data.len, &out, &outlen)) {
+            fail(c, MQTT_RC_NOT_AUTHORIZED, "re-authentication failed"); /* [MQTT-4.12.1-2] */
+            return;
+        }
+        send_auth(c, MQTT_RC_SUCCESS, out, outlen);
+        scram_free(c->scram);
+        c->scram = NULL;
+        return;
+    }
+    fail(c, MQTT_RC_PROTOCOL_ERROR, "unexpected AUTH reason code");
+}
+
 static bool name_is(const struct mqtt_str *s, const char *lit)
 {
     return s->len == strlen(lit) && memcmp(s->p, lit, s->len) == 0;
@@ -396,17 +559,6 @@ static void on_connect(struct client *c, const struct mqtt_packet *pk)
         client_close(c, LOG_INFO, "redirected to another server (server_redirect)");
         return;
     }
-    if (c->version == MQTT_V5 && (cn->props.has & MQTT_PROP_BIT(MQTT_PROP_AUTHENTICATION_METHOD))) {
-        /* no enhanced authentication method is configured */
-        refuse(c, MQTT3_CONNACK_NOT_AUTHORIZED, MQTT_RC_BAD_AUTHENTICATION_METHOD,
-               "unsupported authentication method");
-        return;
-    }
-    if (!conf_listener_anonymous(conf, c->listener) && !cn->has_username) {
-        refuse(c, MQTT3_CONNACK_NOT_AUTHORIZED, MQTT_RC_NOT_AUTHORIZED,
-               "anonymous clients are not allowed on this listener");
-        return;
-    }
     if (cn->will) {
         if (!topic_name_valid(cn->will_topic.p, cn->will_topic.len)) {
             refuse(c, MQTT3_CONNACK_IDENTIFIER_REJECTED, MQTT_RC_TOPIC_NAME_INVALID,
@@ -430,6 +582,8 @@ static void on_connect(struct client *c, const struct mqtt_packet *pk)
         worker_request_migration(c, home);
         return;
     }
+    if (!authenticate(c, cn))
+        return; /* refused, or an AUTH exchange is now in progress */
     bool present;
     struct session *s = attach_session(c, cid, cid_len, cn->clean, &present);
     if (!s) {
@@ -548,7 +702,22 @@ static void on_connect(struct client *c, const struct mqtt_packet *pk)
             }
         }
     }
+    const uint8_t *ad = NULL;
+    size_t adl = 0;
+    if (c->scram) {
+        /* enhanced authentication succeeded: method echoed, server-final in Authentication
+         * Data [MQTT-4.12.0-?] */
+        props.has |= MQTT_PROP_BIT(MQTT_PROP_AUTHENTICATION_METHOD) |
+                     MQTT_PROP_BIT(MQTT_PROP_AUTHENTICATION_DATA);
+        props.auth_method.p = (const uint8_t *)AUTH_SCRAM_METHOD;
+        props.auth_method.len = (uint32_t)strlen(AUTH_SCRAM_METHOD);
+        ad = c->scram_final;
+        adl = c->scram_final_len;
+        props.auth_data.p = ad;
+        props.auth_data.len = (uint32_t)adl;
+    }
     send_connack(c, present, 0, &props);
+    buf_free(&c->pending_connect);
     wheel_del(&c->ka_timer);
     if (c->keepalive)
         wheel_add(&w->wheel, &c->ka_timer, w->now_s + (c->keepalive * 3 + 1) / 2);
@@ -963,6 +1132,15 @@ static void on_disconnect(struct client *c, const struct mqtt_packet *pk)
 
 static void on_packet(struct client *c, const struct mqtt_packet *p)
 {
+    if (c->state == CS_AUTH) {
+        if (p->type == MQTT_AUTH)
+            on_auth(c, p);
+        else if (p->type == MQTT_DISCONNECT)
+            client_close(c, LOG_INFO, "DISCONNECT during authentication");
+        else
+            refuse(c, 0, MQTT_RC_PROTOCOL_ERROR, "packet other than AUTH during authentication");
+        return;
+    }
     if (c->state == CS_NEW) {
         if (p->type != MQTT_CONNECT) {
             client_close(c, LOG_NOTICE, "first packet is not CONNECT"); /* [MQTT-3.1.0-1] */
@@ -1001,8 +1179,7 @@ static void on_packet(struct client *c, const struct mqtt_packet *p)
         on_disconnect(c, p);
         return;
     case MQTT_AUTH:
-        /* no authentication method was negotiated in CONNECT [MQTT-4.12.0-1] */
-        fail(c, MQTT_RC_PROTOCOL_ERROR, "AUTH without an authentication method");
+        on_auth(c, p);
         return;
     default:
         fail(c, MQTT_RC_PROTOCOL_ERROR, "unexpected packet type from a client");
@@ -1031,6 +1208,8 @@ size_t client_process(struct client *c, const uint8_t *data, size_t len)
                  why);
             break;
         }
+        c->cur_pkt = data + off;
+        c->cur_len = used;
         on_packet(c, &p);
         if (c->migrated)
             break; /* the CONNECT is handled again on the session's home worker */

@@ -157,6 +157,7 @@ static void on_accept(struct worker *w, int li)
                                               : MQTT_MAX_REMAINING + 5;
         c->max_packet = maxp;
         buf_init(&c->rbuf, &b->mem, MEM_CONN, (size_t)maxp + 8);
+        buf_init(&c->pending_connect, &b->mem, MEM_CONN, (size_t)maxp + 8);
         outq_init(&c->out, &b->mem, OUT_MAX_BYTES, msg_unref_void);
         snprintf(c->addr, sizeof c->addr, "%s", addr);
         c->last_rx_ms = w->now_ms;
@@ -329,6 +330,7 @@ static void flush_client(struct client *c)
 
 void client_on_drained(struct client *c);
 void client_free_aliases(struct client *c);
+void client_free_auth(struct client *c);
 void client_send_disconnect(struct client *c, uint8_t rc);
 
 static void on_writable(struct client *c)
@@ -412,6 +414,7 @@ static void free_client(struct worker *w, struct client *c)
     wheel_del(&c->ka_timer);
     unlink_client(w, c);
     client_free_aliases(c);
+    client_free_auth(c);
     buf_free(&c->rbuf);
     outq_free(&c->out);
     mem_free(&w->b->mem, MEM_CONN, c);

@@ -7,6 +7,7 @@ Every wait is on an event with a deadline: a paho callback, a line on a child's 
 SUBACK arrived) or a child's exit. Nothing sleeps to synchronise.
 
 A message is the tuple (topic, payload, qos, retain) whichever client received it."""
+import itertools
 import json
 import os
 import queue
@@ -23,6 +24,12 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 JS_DIR = os.path.join(HERE, "js")
 NODE_MODULES = os.path.join(HERE, "node_modules")
 TIMEOUT = 20  # seconds; generous for ASan/TSan builds on a 2-core machine
+_ids = itertools.count(1)
+
+
+def _client_id(prefix, given):
+    """Short (MQTT 3.1 allows 23 characters) and unique within the test run."""
+    return given or f"{prefix}-{next(_ids)}"
 
 
 def mqttjs_available():
@@ -217,10 +224,10 @@ def _js(script, opts, stdin=False):
 class MqttJsSub(Child):
     """js/sub.js: ready() waits for its SUBACK; messages come as JSON lines."""
 
-    def __init__(self, broker, topics, qos=2, version=4, client_id="js-sub", count=1):
+    def __init__(self, broker, topics, qos=2, version=4, client_id=None, count=1):
         Child.__init__(self, ["node", os.path.join(JS_DIR, "sub.js"), json.dumps({
-            "host": broker.host, "port": broker.port, "clientId": client_id, "version": version,
-            "topics": list(topics), "qos": qos, "count": count, "timeout": TIMEOUT})])
+            "host": broker.host, "port": broker.port, "clientId": _client_id("js-sub", client_id),
+            "version": version, "topics": list(topics), "qos": qos, "count": count, "timeout": TIMEOUT})])
         self.count = count
 
     def ready(self):
@@ -244,10 +251,11 @@ class MqttJsSub(Child):
         return self.all_until_exit(timeout)
 
 
-def mqttjs_pub(broker, messages, version=4, client_id="js-pub"):
+def mqttjs_pub(broker, messages, version=4, client_id=None):
     """Publishes [(topic, payload str, qos, retain)] in order, each flow completed, then
     disconnects; asserts pub.js exits 0."""
-    c = _js("pub.js", {"host": broker.host, "port": broker.port, "clientId": client_id,
+    c = _js("pub.js", {"host": broker.host, "port": broker.port,
+                       "clientId": _client_id("js-pub", client_id),
                        "version": version,
                        "messages": [{"topic": t, "payload": p, "qos": q, "retain": r}
                                     for t, p, q, r in messages]})
@@ -259,10 +267,11 @@ def mqttjs_pub(broker, messages, version=4, client_id="js-pub"):
 
 
 def mqttjs_will_client(broker, will_topic, will_payload, will_qos=0, will_retain=False,
-                       version=4, client_id="js-will"):
+                       version=4, client_id=None):
     """js/will.js connected with a will; .kill() for an abnormal close, or
     .send_line("bye") + .finish() for a clean DISCONNECT."""
-    c = _js("will.js", {"host": broker.host, "port": broker.port, "clientId": client_id,
+    c = _js("will.js", {"host": broker.host, "port": broker.port,
+                        "clientId": _client_id("js-will", client_id),
                         "version": version, "will": {"topic": will_topic, "payload": will_payload,
                                                      "qos": will_qos, "retain": will_retain}},
             stdin=True)

@@ -29,10 +29,16 @@ const client = mqtt.connect({
         retain: !!opts.will.retain,
     },
 });
-client.on('error', (err) => fail(`error: ${err.message}`));
+// once we disconnect, the broker closing its side (even with a reset) is not an error
+let ending = false;
+client.on('error', (err) => {
+    if (!ending)
+        fail(`error: ${err.message}`);
+});
 client.on('connect', () => {
     process.stdout.write('connected\n');
     process.stdin.once('data', () => {
+        ending = true;
         client.end(false, () => {
             process.stdout.write('done\n');
             process.exit(0);
