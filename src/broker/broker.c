@@ -56,6 +56,16 @@ int broker_init(struct broker *b, struct config *conf, char *err, size_t errlen)
         log_write(&b->log, LOG_NOTICE, "password file %s: %zu users", conf->password_file,
                   auth_db_count(db));
     }
+    if (conf->acl_file) {
+        struct acl *acl;
+        char aerr[512];
+        if (acl_load(&b->mem, conf->acl_file, &acl, aerr, sizeof aerr)) {
+            snprintf(err, errlen, "acl_file: %s", aerr);
+            return TERN_EINVAL;
+        }
+        atomic_store(&b->acl, acl);
+        log_write(&b->log, LOG_NOTICE, "ACL file %s loaded", conf->acl_file);
+    }
     b->fd_limit = sock_raise_nofile();
     long cores = sysconf(_SC_NPROCESSORS_ONLN);
     b->nworkers = conf->threads > 0 ? (uint32_t)conf->threads : (uint32_t)(cores > 0 ? cores : 1);
@@ -96,8 +106,11 @@ void broker_fini(struct broker *b)
     }
     store_destroy(b->store);
     auth_db_free(atomic_load(&b->auth));
-    for (int i = 0; i < b->n_old_auth; i++)
+    acl_free(atomic_load(&b->acl));
+    for (int i = 0; i < b->n_old_auth; i++) {
         auth_db_free(b->old_auth[i]);
+        acl_free(b->old_acl[i]);
+    }
     for (int i = 0; i < b->n_reloads; i++) {
         conf_free(&b->mem, b->reload_parsed[i]);
         mem_free(&b->mem, MEM_CONFIG, b->reload_parsed[i]);
@@ -151,9 +164,19 @@ int broker_reload(struct broker *b, const char *path)
             return TERN_EINVAL;
         }
     }
-    struct auth_db *old_db = atomic_exchange(&b->auth, db);
-    if (old_db)
-        b->old_auth[b->n_old_auth++] = old_db; /* workers may still be reading it */
+    struct acl *acl = NULL;
+    if (fresh->acl_file && acl_load(&b->mem, fresh->acl_file, &acl, err, sizeof err)) {
+        log_write(&b->log, LOG_ERR, "SIGHUP: configuration not reloaded: acl_file: %s", err);
+        auth_db_free(db);
+        conf_free(&b->mem, fresh);
+        mem_free(&b->mem, MEM_CONFIG, fresh);
+        mem_free(&b->mem, MEM_CONFIG, next);
+        return TERN_EINVAL;
+    }
+    /* everything parsed: swap; workers may still read the old ones until exit */
+    b->old_auth[b->n_old_auth] = atomic_exchange(&b->auth, db);
+    b->old_acl[b->n_old_auth] = atomic_exchange(&b->acl, acl);
+    b->n_old_auth++;
     *next = *cur; /* shares cur's strings: only the first config's strings are freed at exit */
     for (size_t i = 0; i < conf_directive_count; i++) {
         const struct conf_directive *d = &conf_directives[i];

@@ -30,6 +30,7 @@
 #include "common/log.h"
 #include "common/outq.h"
 #include "common/timer.h"
+#include "auth/acl.h"
 #include "auth/auth.h"
 #include "config/config.h"
 #include "router/trie.h"
@@ -82,7 +83,9 @@ struct broker {
     struct log log;
     _Atomic(struct config *) conf;
     _Atomic(struct auth_db *) auth; /* password database (NULL: no password_file) */
+    _Atomic(struct acl *) acl;      /* access control list (NULL: no acl_file, all allowed) */
     struct auth_db *old_auth[32];   /* replaced by reloads, freed at exit */
+    struct acl *old_acl[32];
     int n_old_auth;
     /* each reload keeps, until exit (workers may still read them): the parsed file (owns its
      * strings) and the published copy (shares strings, freed with mem_free only) */

@@ -104,6 +104,15 @@ static void publish_will(struct worker *w, struct session *s)
         return;
     s->will = NULL;
     wheel_del(&s->will_timer);
+    struct acl *acl = atomic_load_explicit(&w->b->acl, memory_order_acquire);
+    if (acl && !acl_allows(acl, s->username, s->client_id, s->client_id_len, msg_topic(m),
+                           m->topic_len, ACL_WRITE)) {
+        log_write(&w->b->log, LOG_NOTICE, "will of '%.*s' on '%.*s' denied by ACL",
+                  (int)s->client_id_len, (const char *)s->client_id, (int)m->topic_len,
+                  (const char *)msg_topic(m));
+        msg_unref(m);
+        return;
+    }
     if (m->retain && store_retain_put(w->b->store, m))
         log_write(&w->b->log, LOG_WARN, "out of memory storing a retained will");
     route_publish(w, m);
@@ -642,6 +651,10 @@ static void on_connect(struct client *c, const struct mqtt_packet *pk)
                              : 0;
         sess_set_will(s, m, delay);
     }
+    mem_free(&b->mem, MEM_SESSION, s->username);
+    s->username = c->auth_user ? mem_strndup(&b->mem, MEM_SESSION, c->auth_user,
+                                             strlen(c->auth_user))
+                               : NULL;
     c->sess = s;
     s->client = c;
     c->state = CS_CONNECTED;
@@ -739,6 +752,10 @@ void client_deliver(struct worker *w, struct session *s, struct msg *m, uint8_t 
                     uint32_t flags)
 {
     struct client *c = s->client;
+    struct acl *acl = atomic_load_explicit(&w->b->acl, memory_order_acquire);
+    if (acl && !acl_allows(acl, s->username, s->client_id, s->client_id_len, msg_topic(m),
+                           m->topic_len, ACL_READ))
+        return; /* never delivered where the subscriber may not read, wildcards included */
     struct outq *out = c && c->state == CS_CONNECTED ? &c->out : NULL;
     if (out && out->pending > OUT_HIGH_WATER) {
         /* slow consumer: QoS 0 is dropped for it alone; QoS 1/2 waits in its queue */
@@ -878,6 +895,23 @@ static void on_publish(struct client *c, const struct mqtt_packet *pk)
             send_ack(c, MQTT_PUBACK, p->packet_id, MQTT_RC_PACKET_TOO_LARGE);
         else if (p->qos == 2)
             send_ack(c, MQTT_PUBREC, p->packet_id, MQTT_RC_PACKET_TOO_LARGE);
+        return;
+    }
+    struct acl *acl = atomic_load_explicit(&w->b->acl, memory_order_acquire);
+    if (acl && !acl_allows(acl, s->username, s->client_id, s->client_id_len, topic.p, topic.len,
+                           ACL_WRITE)) {
+        /* v5: 0x87 in the ack; v3: acknowledged but not delivered, as Mosquitto does */
+        unsigned supp;
+        if (log_ratelimit_ok(&w->drop_log, w->now_s, 5, &supp)) {
+            char name[160];
+            log_write(&w->b->log, LOG_NOTICE, "client %s: PUBLISH to '%.*s' denied by ACL",
+                      client_name(c, name, sizeof name), (int)topic.len, (const char *)topic.p);
+        }
+        STAT_ADD(w, msgs_dropped, 1);
+        if (p->qos == 1)
+            send_ack(c, MQTT_PUBACK, p->packet_id, MQTT_RC_NOT_AUTHORIZED);
+        else if (p->qos == 2)
+            send_ack(c, MQTT_PUBREC, p->packet_id, MQTT_RC_NOT_AUTHORIZED);
         return;
     }
     if (p->qos == 2) {
@@ -1020,6 +1054,12 @@ static void on_subscribe(struct client *c, const struct mqtt_packet *pk)
         bool shared = topic_share_split(e.filter.p, e.filter.len, &g, &gl, &sf, &sfl) == 1;
         if (!topic_filter_valid(e.filter.p, e.filter.len)) {
             rc = v3_or_v5(c, 0x80, MQTT_RC_TOPIC_FILTER_INVALID); /* [MQTT-3.9.3-2] */
+        } else if (!acl_allows_subscribe(atomic_load_explicit(&b->acl, memory_order_acquire),
+                                         s->username, s->client_id, s->client_id_len,
+                                         e.filter.p, e.filter.len)) {
+            rc = v3_or_v5(c, 0x80, MQTT_RC_NOT_AUTHORIZED);
+            log_write(&b->log, LOG_NOTICE, "client %s: SUBSCRIBE to '%.*s' denied by ACL", name,
+                      (int)e.filter.len, (const char *)e.filter.p);
         } else if (shared && c->version == MQTT_V5 && e.no_local) {
             fail(c, MQTT_RC_PROTOCOL_ERROR, "No Local on a shared subscription"); /* [MQTT-3.8.3-4] */
             goto out;

@@ -60,6 +60,7 @@ void sess_free(struct session *s)
     mem_free(s->mem, MEM_SESSION, s->queue);
     mem_free(s->mem, MEM_SESSION, s->qos2_in);
     msg_unref(s->will);
+    mem_free(s->mem, MEM_SESSION, s->username);
     sess_reset_aliases(s, 0);
     hmap_free(&s->aliases);
     mem_free(s->mem, MEM_SESSION, s->client_id);

@@ -68,6 +68,7 @@ struct sess_sub {
 struct session {
     uint64_t id;           /* unique for the broker's lifetime; never reused */
     uint8_t *client_id;    /* owned, not NUL-terminated */
+    char *username;        /* authenticated user of the last connection (owned), NULL anonymous */
     uint16_t client_id_len;
     uint32_t thread;       /* home I/O thread */
     void *client;          /* the broker's connection while online, NULL offline (borrowed) */
