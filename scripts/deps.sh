@@ -1,43 +1,61 @@
 #!/bin/bash
-# deps.sh {run|test|bench}: install the Debian (and npm) packages Tern needs, only those missing.
-# As root: apt-get update (only when something is missing) + apt-get install -y.
-# Not root: print the exact command and fail.
+# deps.sh {run|test|format}: make sure the Debian packages (and, for test, the npm packages of
+# tests/interop) that a make target needs are installed; installs only what is missing.
+#   run     build + runtime: compiler, CMake, Ninja, OpenSSL headers
+#   test    run + clang (fuzz, TSan), pytest (+xdist), paho-mqtt, mosquitto + clients,
+#           Node.js/npm when there is no `node`, and MQTT.js (npm ci in tests/interop)
+#   format  clang-format
+# As root: `apt-get update` (only when a package is missing) and `apt-get install -y`.
+# Not root: prints the exact `sudo apt-get install` line and exits 1.
+# Fast when everything is there: one dpkg-query, no network.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 BUILD_PKGS="gcc make cmake ninja-build pkg-config libssl-dev"
-TEST_PKGS="clang libclang-rt-dev python3 python3-pytest python3-pytest-xdist python3-paho-mqtt mosquitto mosquitto-clients"
+TEST_PKGS="clang libclang-rt-dev python3 python3-pytest python3-pytest-xdist python3-paho-mqtt
+           mosquitto mosquitto-clients"
 mode="${1:-run}"
-pkgs="$BUILD_PKGS"
 case "$mode" in
-  run) ;;
-  test|bench) pkgs="$BUILD_PKGS $TEST_PKGS" ;;
-  *) echo "usage: $0 {run|test|bench}" >&2; exit 2 ;;
+  run) pkgs="$BUILD_PKGS" ;;
+  test) pkgs="$BUILD_PKGS $TEST_PKGS" ;;
+  format) pkgs="clang-format" ;;
+  *) echo "usage: $0 {run|test|format}" >&2; exit 2 ;;
 esac
-if ! command -v node >/dev/null 2>&1 && [ "$mode" != run ]; then
+if [ "$mode" = test ] && ! command -v node > /dev/null 2>&1; then
   pkgs="$pkgs nodejs npm"
 fi
 
+# one dpkg-query for all (packages dpkg never heard of are simply not listed)
+# shellcheck disable=SC2086
+installed_now=" $(dpkg-query -W -f='${Package}:${Status}\n' $pkgs 2>/dev/null |
+                  sed -n 's/:install ok installed$//p' | tr '\n' ' ' || true)"
 missing=""
 for p in $pkgs; do
-  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
-    missing="$missing $p"
-  fi
+  case "$installed_now" in
+    *" $p "*) ;;
+    *) missing="$missing $p" ;;
+  esac
 done
 if [ -n "$missing" ]; then
   if [ "$(id -u)" = 0 ]; then
     echo "deps: installing:$missing"
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -qq
-    apt-get install -y -qq $missing >/dev/null
+    # shellcheck disable=SC2086
+    apt-get install -y -qq $missing < /dev/null > /dev/null
   else
-    echo "deps: missing packages:$missing" >&2
-    echo "run: sudo apt-get install -y$missing" >&2
+    echo "deps: missing Debian packages:$missing" >&2
+    echo "deps: run: sudo apt-get install -y$missing" >&2
     exit 1
   fi
 fi
 
-if [ "$mode" != run ] && [ ! -d tests/interop/node_modules/mqtt ] && [ -f tests/interop/package.json ]; then
-  echo "deps: npm install (MQTT.js) into tests/interop/node_modules"
-  (cd tests/interop && npm install --no-audit --no-fund --loglevel=error)
+# MQTT.js for tests/interop, exactly as package-lock.json pins it; reinstalled when the lock
+# file changed since the last install (npm writes node_modules/.package-lock.json)
+if [ "$mode" = test ] && [ -f tests/interop/package-lock.json ]; then
+  installed=tests/interop/node_modules/.package-lock.json
+  if [ ! -d tests/interop/node_modules/mqtt ] || [ tests/interop/package-lock.json -nt "$installed" ]; then
+    echo "deps: npm ci (MQTT.js) in tests/interop"
+    (cd tests/interop && npm ci --no-audit --no-fund --loglevel=error < /dev/null)
+  fi
 fi

@@ -39,6 +39,9 @@ int broker_init(struct broker *b, struct config *conf, char *err, size_t errlen)
         snprintf(err, errlen, "out of memory");
         return TERN_ENOMEM;
     }
+    pthread_mutex_init(&b->ip_lock, NULL);
+    hmap_init(&b->ips, &b->mem);
+    b->mem.limit = conf->memory_limit > 0 ? (size_t)conf->memory_limit : 0;
     pthread_rwlockattr_t attr;
     pthread_rwlockattr_init(&attr);
     /* writers first: batches of readers must not starve a SUBSCRIBE */
@@ -105,6 +108,11 @@ void broker_fini(struct broker *b)
         pthread_rwlock_destroy(&b->subs_lock);
     }
     store_destroy(b->store);
+    for (size_t i = 0; i < b->ips.cap; i++)
+        if (b->ips.slots[i].hash)
+            mem_free(&b->mem, MEM_CONN, b->ips.slots[i].value);
+    hmap_free(&b->ips);
+    pthread_mutex_destroy(&b->ip_lock);
     auth_db_free(atomic_load(&b->auth));
     acl_free(atomic_load(&b->acl));
     for (int i = 0; i < b->n_old_auth; i++) {
@@ -200,6 +208,7 @@ int broker_reload(struct broker *b, const char *path)
     b->reload_published[b->n_reloads] = next;
     b->n_reloads++;
     atomic_store_explicit(&b->conf, next, memory_order_release);
+    b->mem.limit = next->memory_limit > 0 ? (size_t)next->memory_limit : 0;
     broker_apply_log(b, next);
     log_write(&b->log, LOG_NOTICE, "configuration reloaded from %s", path);
     return 0;

@@ -40,6 +40,30 @@
 struct worker;
 struct client;
 
+/* Limits whose hits are counted in $SYS/broker/limits/<name> and logged (rate-limited). */
+enum limit_kind {
+    LIMIT_CONNECTIONS = 0, /* max_connections (global or listener) */
+    LIMIT_CONN_PER_IP,
+    LIMIT_CONN_RATE,
+    LIMIT_SUBSCRIPTIONS,
+    LIMIT_TOPIC,         /* max_topic_length / max_topic_levels */
+    LIMIT_PUBLISH_RATE,
+    LIMIT_RETAINED,
+    LIMIT_MEMORY,
+    LIMIT_QUEUE,         /* max_queued_messages / bytes */
+    LIMIT_SLOW_CONSUMER, /* QoS 0 dropped for a client not reading */
+    LIMIT_COUNT
+};
+extern const char *const limit_names[LIMIT_COUNT];
+
+/* Connections and recent connection attempts from one IP address. */
+struct ip_entry {
+    char ip[48];
+    uint32_t open;
+    int64_t window_s;
+    uint32_t attempts; /* in window_s */
+};
+
 /* Counters of one worker; written by it, read by $SYS (relaxed). */
 struct stats {
     _Atomic uint64_t msgs_received, msgs_sent, msgs_dropped;
@@ -103,6 +127,9 @@ struct broker {
     _Atomic uint64_t next_auto_id;
     _Atomic bool stopping;
     _Atomic int64_t connections; /* open sockets, all workers */
+    pthread_mutex_t ip_lock;     /* guards ips (accept and close paths only, never publish) */
+    struct hmap ips;             /* peer IP text -> struct ip_entry* */
+    _Atomic uint64_t limit_hits[LIMIT_COUNT]; /* times each limit refused something */
     _Atomic uint64_t clients_maximum;
     int64_t start_s;             /* monotonic start second */
     long fd_limit;
@@ -177,6 +204,9 @@ struct client {
     size_t scram_final_len;
     char *auth_user;                 /* authenticated user name (owned), NULL = anonymous */
     char addr[64];
+    bool ip_counted;                 /* counted in broker.ips */
+    double pub_tokens, byte_tokens;  /* publish rate token buckets */
+    int64_t tokens_ms;               /* last refill */
 };
 
 /* ---- worker.c ---- */
@@ -197,6 +227,8 @@ static inline struct config *broker_conf(struct broker *b)
     return atomic_load_explicit(&b->conf, memory_order_acquire);
 }
 #define STAT_ADD(w, field, n) atomic_fetch_add_explicit(&(w)->st.field, (n), memory_order_relaxed)
+/* Counts a limit hit and logs it (rate-limited per worker) with the client's name. */
+void limit_hit(struct worker *w, enum limit_kind k, const char *who, const char *detail);
 
 /* ---- client.c: MQTT protocol on a connection ---- */
 /* Decodes and handles every complete packet in c->rbuf. */

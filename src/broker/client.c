@@ -761,6 +761,8 @@ void client_deliver(struct worker *w, struct session *s, struct msg *m, uint8_t 
         /* slow consumer: QoS 0 is dropped for it alone; QoS 1/2 waits in its queue */
         if (qos == 0) {
             STAT_ADD(w, msgs_dropped, 1);
+            atomic_fetch_add_explicit(&w->b->limit_hits[LIMIT_SLOW_CONSUMER], 1,
+                                      memory_order_relaxed);
             s->dropped++;
             return;
         }
@@ -776,6 +778,7 @@ void client_deliver(struct worker *w, struct session *s, struct msg *m, uint8_t 
         client_mark_dirty(c);
     } else if (r == SESS_DROPPED) {
         STAT_ADD(w, msgs_dropped, 1);
+        atomic_fetch_add_explicit(&w->b->limit_hits[LIMIT_QUEUE], 1, memory_order_relaxed);
         unsigned supp;
         if (log_ratelimit_ok(&w->drop_log, w->now_s, 5, &supp))
             log_write(&w->b->log, LOG_WARN,
@@ -800,6 +803,47 @@ void client_on_drained(struct client *c)
 }
 
 /* ---- PUBLISH and acknowledgements ---- */
+
+/* Publish rate token buckets (burst: one second's worth). True when the PUBLISH may go. */
+static bool rate_ok(struct client *c, const struct config *conf, uint32_t bytes)
+{
+    if (!conf->publish_rate_messages && !conf->publish_rate_bytes)
+        return true;
+    int64_t now = c->w->now_ms;
+    double dt = c->tokens_ms ? (double)(now - c->tokens_ms) / 1000.0 : 1.0;
+    c->tokens_ms = now;
+    if (conf->publish_rate_messages) {
+        double cap = conf->publish_rate_messages;
+        c->pub_tokens += dt * cap;
+        if (c->pub_tokens > cap)
+            c->pub_tokens = cap;
+        if (c->pub_tokens < 1.0)
+            return false;
+        c->pub_tokens -= 1.0;
+    }
+    if (conf->publish_rate_bytes) {
+        double cap = (double)conf->publish_rate_bytes;
+        c->byte_tokens += dt * cap;
+        if (c->byte_tokens > cap)
+            c->byte_tokens = cap;
+        if (c->byte_tokens < bytes)
+            return false;
+        c->byte_tokens -= bytes;
+    }
+    return true;
+}
+
+/* True when one more retained message of n payload bytes fits the retained limits. */
+static bool retained_room(struct worker *w, const struct config *conf, uint32_t n)
+{
+    if (!conf->max_retained_messages && !conf->max_retained_bytes)
+        return true;
+    uint64_t bytes = 0;
+    size_t count = store_retain_count(w->b->store, &bytes);
+    if (conf->max_retained_messages && count >= (size_t)conf->max_retained_messages)
+        return false;
+    return !conf->max_retained_bytes || bytes + n <= (uint64_t)conf->max_retained_bytes;
+}
 
 /* Records client-to-server topic alias a (1..alias_max) for topic (copied). */
 static int set_alias(struct client *c, uint16_t a, const struct mqtt_str *topic)
@@ -876,6 +920,42 @@ static void on_publish(struct client *c, const struct mqtt_packet *pk)
     }
     if (p->qos > conf->max_qos) {
         fail(c, MQTT_RC_QOS_NOT_SUPPORTED, "PUBLISH QoS above max_qos");
+        return;
+    }
+    char who[160];
+    if (!rate_ok(c, conf, p->payload.len)) {
+        /* publish flood: v5 is told 0x96, v3 is disconnected */
+        limit_hit(w, LIMIT_PUBLISH_RATE, client_name(c, who, sizeof who),
+                  "publish rate over publish_rate_messages/publish_rate_bytes");
+        if (c->version == MQTT_V5 && p->qos)
+            send_ack(c, p->qos == 1 ? MQTT_PUBACK : MQTT_PUBREC, p->packet_id,
+                     MQTT_RC_MESSAGE_RATE_TOO_HIGH);
+        else
+            fail(c, MQTT_RC_MESSAGE_RATE_TOO_HIGH, "publish rate limit exceeded");
+        return;
+    }
+    uint8_t refuse_rc = 0;
+    if ((int)topic.len > conf->max_topic_length ||
+        (int)topic_levels(topic.p, topic.len) > conf->max_topic_levels) {
+        limit_hit(w, LIMIT_TOPIC, client_name(c, who, sizeof who),
+                  "topic over max_topic_length/max_topic_levels: PUBLISH refused");
+        refuse_rc = MQTT_RC_TOPIC_NAME_INVALID;
+    } else if (mem_over_limit(&w->b->mem)) {
+        limit_hit(w, LIMIT_MEMORY, client_name(c, who, sizeof who),
+                  "memory_limit reached: PUBLISH refused");
+        refuse_rc = MQTT_RC_QUOTA_EXCEEDED;
+    } else if (p->retain && p->payload.len && !retained_room(w, conf, p->payload.len)) {
+        limit_hit(w, LIMIT_RETAINED, client_name(c, who, sizeof who),
+                  "max_retained_messages/max_retained_bytes reached: retained PUBLISH refused");
+        refuse_rc = MQTT_RC_QUOTA_EXCEEDED;
+    }
+    if (refuse_rc) {
+        /* v5 says why; v3 is acknowledged, as Mosquitto does when it drops */
+        STAT_ADD(w, msgs_dropped, 1);
+        if (p->qos == 1)
+            send_ack(c, MQTT_PUBACK, p->packet_id, refuse_rc);
+        else if (p->qos == 2)
+            send_ack(c, MQTT_PUBREC, p->packet_id, refuse_rc);
         return;
     }
     if (p->retain && !conf->retain_available) {
@@ -1054,6 +1134,15 @@ static void on_subscribe(struct client *c, const struct mqtt_packet *pk)
         bool shared = topic_share_split(e.filter.p, e.filter.len, &g, &gl, &sf, &sfl) == 1;
         if (!topic_filter_valid(e.filter.p, e.filter.len)) {
             rc = v3_or_v5(c, 0x80, MQTT_RC_TOPIC_FILTER_INVALID); /* [MQTT-3.9.3-2] */
+        } else if ((int)e.filter.len > conf->max_topic_length ||
+                   (int)topic_levels(e.filter.p, e.filter.len) > conf->max_topic_levels) {
+            limit_hit(w, LIMIT_TOPIC, name, "filter over max_topic_length/max_topic_levels");
+            rc = v3_or_v5(c, 0x80, MQTT_RC_TOPIC_FILTER_INVALID);
+        } else if (conf->max_subscriptions_per_client &&
+                   s->nsubs >= (uint32_t)conf->max_subscriptions_per_client &&
+                   !sess_has_sub(s, e.filter.p, e.filter.len)) {
+            limit_hit(w, LIMIT_SUBSCRIPTIONS, name, "max_subscriptions_per_client reached");
+            rc = v3_or_v5(c, 0x80, MQTT_RC_QUOTA_EXCEEDED);
         } else if (!acl_allows_subscribe(atomic_load_explicit(&b->acl, memory_order_acquire),
                                          s->username, s->client_id, s->client_id_len,
                                          e.filter.p, e.filter.len)) {

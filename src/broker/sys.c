@@ -72,6 +72,11 @@ void sys_tick(struct worker *w)
     uint64_t rbytes = 0;
     /* count after this round's own $SYS retained messages are in */
     sys_pub_u64(w, "$SYS/broker/retained messages/count", store_retain_count(b->store, &rbytes));
+    for (int k = 0; k < LIMIT_COUNT; k++) {
+        char topic[96];
+        snprintf(topic, sizeof topic, "$SYS/broker/limits/%s", limit_names[k]);
+        sys_pub_u64(w, topic, atomic_load_explicit(&b->limit_hits[k], memory_order_relaxed));
+    }
     sys_pub_u64(w, "$SYS/broker/heap/current", (uint64_t)mem_total(&b->mem));
     sys_pub_u64(w, "$SYS/broker/heap/maximum", (uint64_t)atomic_load(&b->mem.peak));
 }

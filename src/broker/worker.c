@@ -114,6 +114,91 @@ static void unlink_client(struct worker *w, struct client *c)
     atomic_fetch_sub_explicit(&w->st.sockets, 1, memory_order_relaxed);
 }
 
+/* ---- limits ---- */
+
+const char *const limit_names[LIMIT_COUNT] = {
+    "connections", "connections_per_ip", "connection_rate", "subscriptions", "topic",
+    "publish_rate", "retained", "memory", "queue", "slow_consumer",
+};
+
+void limit_hit(struct worker *w, enum limit_kind k, const char *who, const char *detail)
+{
+    atomic_fetch_add_explicit(&w->b->limit_hits[k], 1, memory_order_relaxed);
+    unsigned supp;
+    if (log_ratelimit_ok(&w->drop_log, w->now_s, 5, &supp))
+        log_write(&w->b->log, LOG_WARN, "limit %s: %s: %s%s", limit_names[k], who, detail,
+                  supp ? " (earlier lines suppressed)" : "");
+}
+
+/* The IP part of "ip:port" / "v6:addr:port". */
+static void ip_of(const char *addr, char *ip, size_t cap)
+{
+    const char *colon = strrchr(addr, ':');
+    size_t n = colon ? (size_t)(colon - addr) : strlen(addr);
+    if (n >= cap)
+        n = cap - 1;
+    memcpy(ip, addr, n);
+    ip[n] = '\0';
+}
+
+/* Per-IP admission: connection count and rate. Returns NULL when admitted, else the limit. */
+static const char *ip_admit(struct worker *w, const char *addr, const struct config *conf,
+                            enum limit_kind *kind)
+{
+    if (!conf->max_connections_per_ip && !conf->connection_rate_per_ip)
+        return NULL;
+    struct broker *b = w->b;
+    char ip[48];
+    ip_of(addr, ip, sizeof ip);
+    const char *refused = NULL;
+    pthread_mutex_lock(&b->ip_lock);
+    struct ip_entry *e = hmap_get(&b->ips, ip, strlen(ip));
+    if (!e && b->ips.count < 1000000) {
+        e = mem_calloc(&b->mem, MEM_CONN, sizeof *e);
+        if (e) {
+            memcpy(e->ip, ip, strlen(ip) + 1);
+            if (hmap_put(&b->ips, e->ip, strlen(e->ip), e)) {
+                mem_free(&b->mem, MEM_CONN, e);
+                e = NULL;
+            }
+        }
+    }
+    if (e) {
+        if (e->window_s != w->now_s) {
+            e->window_s = w->now_s;
+            e->attempts = 0;
+        }
+        e->attempts++;
+        if (conf->connection_rate_per_ip && e->attempts > (uint32_t)conf->connection_rate_per_ip) {
+            refused = "connection rate from this address over connection_rate_per_ip";
+            *kind = LIMIT_CONN_RATE;
+        } else if (conf->max_connections_per_ip && e->open >= (uint32_t)conf->max_connections_per_ip) {
+            refused = "too many connections from this address (max_connections_per_ip)";
+            *kind = LIMIT_CONN_PER_IP;
+        } else {
+            e->open++;
+        }
+    }
+    pthread_mutex_unlock(&b->ip_lock);
+    return refused;
+}
+
+static void ip_release(struct worker *w, const char *addr)
+{
+    struct broker *b = w->b;
+    char ip[48];
+    ip_of(addr, ip, sizeof ip);
+    pthread_mutex_lock(&b->ip_lock);
+    struct ip_entry *e = hmap_get(&b->ips, ip, strlen(ip));
+    if (e && e->open)
+        e->open--;
+    if (e && !e->open && e->window_s != w->now_s) {
+        hmap_del(&b->ips, e->ip, strlen(e->ip));
+        mem_free(&b->mem, MEM_CONN, e);
+    }
+    pthread_mutex_unlock(&b->ip_lock);
+}
+
 /* ---- accept ---- */
 
 static void on_accept(struct worker *w, int li)
@@ -138,19 +223,28 @@ static void on_accept(struct worker *w, int li)
             (lmax >= 0 && open > lmax)) {
             atomic_fetch_sub(&b->connections, 1);
             close(fd);
-            unsigned supp;
-            if (log_ratelimit_ok(&w->drop_log, w->now_s, 5, &supp))
-                log_write(&b->log, LOG_WARN, "connection from %s refused: max_connections reached",
-                          addr);
+            limit_hit(w, LIMIT_CONNECTIONS, addr, "connection refused: max_connections reached");
             continue;
         }
+        enum limit_kind lk;
+        const char *ipwhy = ip_admit(w, addr, conf, &lk);
+        if (ipwhy) {
+            atomic_fetch_sub(&b->connections, 1);
+            close(fd);
+            limit_hit(w, lk, addr, ipwhy);
+            continue;
+        }
+        bool ip_counted = conf->max_connections_per_ip || conf->connection_rate_per_ip;
         struct client *c = mem_calloc(&b->mem, MEM_CONN, sizeof *c);
         if (!c) {
             atomic_fetch_sub(&b->connections, 1);
+            if (ip_counted)
+                ip_release(w, addr);
             close(fd);
             continue;
         }
         c->fd = fd;
+        c->ip_counted = ip_counted;
         c->listener = li;
         c->send_will = true;
         uint32_t maxp = conf->max_packet_size ? (uint32_t)conf->max_packet_size
@@ -284,6 +378,8 @@ static void adopt(struct worker *w, struct client *c)
         /* arrived after shutdown began: nothing to serve it with */
         close(c->fd);
         atomic_fetch_sub(&w->b->connections, 1);
+        if (c->ip_counted)
+            ip_release(w, c->addr);
         buf_free(&c->rbuf);
         outq_free(&c->out);
         mem_free(&w->b->mem, MEM_CONN, c);
@@ -411,6 +507,8 @@ static void free_client(struct worker *w, struct client *c)
     (void)outq_flush(&c->out, c->fd, &written);
     close(c->fd);
     atomic_fetch_sub(&w->b->connections, 1);
+    if (c->ip_counted)
+        ip_release(w, c->addr);
     wheel_del(&c->ka_timer);
     unlink_client(w, c);
     client_free_aliases(c);

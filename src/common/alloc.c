@@ -22,7 +22,7 @@ void mem_init(struct mem *m)
             atomic_store_explicit(&m->shard[s].bytes[i], 0, memory_order_relaxed);
     atomic_store_explicit(&m->peak, 0, memory_order_relaxed);
     atomic_store_explicit(&m->fail_after, -1, memory_order_relaxed);
-    m->limit = 0;
+    atomic_store_explicit(&m->limit, 0, memory_order_relaxed);
 }
 
 /* Consumes one step of the failure hook; true when this allocation must fail. */
@@ -101,7 +101,8 @@ char *mem_strndup(struct mem *m, enum mem_cat cat, const char *s, size_t n)
 
 bool mem_over_limit(struct mem *m)
 {
-    return m->limit && (size_t)mem_total(m) >= m->limit;
+    size_t limit = atomic_load_explicit(&m->limit, memory_order_relaxed);
+    return limit && (size_t)mem_total(m) >= limit;
 }
 
 long long mem_cat_bytes(const struct mem *m, enum mem_cat cat)

@@ -34,7 +34,7 @@ struct mem {
     struct mem_shard shard[MEM_SHARDS];
     _Atomic long long peak;       /* highest total seen by mem_total() (sampled) */
     _Atomic long long fail_after; /* test hook: <0 off; 0 = fail next allocation */
-    size_t limit;                 /* 0 = none; checked by mem_over_limit() */
+    _Atomic size_t limit;         /* 0 = none; checked by mem_over_limit(); set on reload */
 };
 
 /* Initialises counters to zero, no limit, hook off. */

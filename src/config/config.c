@@ -161,6 +161,30 @@ const struct conf_directive conf_directives[] = {
     {"server_redirect", CONF_SPECIAL, false, G(server_redirect), 0, 2, "none", true,
      "none | use_another (CONNACK 0x9C) | moved (0x9D): redirect v5 clients to server_reference; "
      "v3 clients get CONNACK 3"},
+    /* quotas and flood protection */
+    {"max_connections_per_ip", CONF_INT, false, G(max_connections_per_ip), 0, 100000000, "0", true,
+     "open connections from one IP address; 0 = unlimited"},
+    {"connection_rate_per_ip", CONF_INT, false, G(connection_rate_per_ip), 0, 100000000, "0", true,
+     "new connections per second from one IP address (more are closed at once); 0 = unlimited"},
+    {"max_subscriptions_per_client", CONF_INT, false, G(max_subscriptions_per_client), 0,
+     100000000, "10000", true, "subscriptions one session may hold (SUBACK 0x80/0x97 beyond); 0 "
+     "= unlimited"},
+    {"max_topic_length", CONF_INT, false, G(max_topic_length), 1, 65535, "65535", true,
+     "longest topic name or filter accepted (bytes)"},
+    {"max_topic_levels", CONF_INT, false, G(max_topic_levels), 1, 65535, "128", true,
+     "most levels in a topic name or filter"},
+    {"publish_rate_messages", CONF_INT, false, G(publish_rate_messages), 0, 100000000, "0", true,
+     "PUBLISH packets per second per client (token bucket, burst of one second); v5 over it gets "
+     "0x96, v3 is disconnected; 0 = unlimited"},
+    {"publish_rate_bytes", CONF_LLONG, false, G(publish_rate_bytes), 0, 1LL << 40, "0", true,
+     "PUBLISH payload bytes per second per client (token bucket); 0 = unlimited"},
+    {"max_retained_messages", CONF_INT, false, G(max_retained_messages), 0, 100000000, "0", true,
+     "retained messages stored; new retained topics beyond are refused (v5 0x97); 0 = unlimited"},
+    {"max_retained_bytes", CONF_LLONG, false, G(max_retained_bytes), 0, 1LL << 40, "0", true,
+     "bytes of retained messages stored; 0 = unlimited"},
+    {"memory_limit", CONF_LLONG, false, G(memory_limit), 0, 1LL << 50, "0", true,
+     "broker heap bytes above which new publishes are refused (v5 0x97, v3 dropped) rather than "
+     "the broker dying; 0 = none"},
     /* logging */
     {"log_dest", CONF_SPECIAL, false, G(log_dest), NOLIMIT, "stderr", true,
      "stderr | stdout | file PATH | syslog | none (repeatable)"},

@@ -74,6 +74,17 @@ struct config {
     bool check_payload_format;        /* refuse non-UTF-8 payloads flagged UTF-8 (0x99), true */
     char *server_reference;           /* redirect v5 clients (with server_redirect) */
     int server_redirect;              /* 0 none, 1 use another server (0x9C), 2 moved (0x9D) */
+    /* quotas and flood protection (0 = unlimited unless said otherwise) */
+    int max_connections_per_ip;       /* open connections from one address */
+    int connection_rate_per_ip;       /* new connections per second from one address */
+    int max_subscriptions_per_client; /* 10000 */
+    int max_topic_length;             /* bytes, 65535 */
+    int max_topic_levels;             /* 128 */
+    int publish_rate_messages;        /* per client per second (token bucket) */
+    long long publish_rate_bytes;     /* payload bytes per client per second */
+    int max_retained_messages;
+    long long max_retained_bytes;
+    long long memory_limit;           /* bytes of broker heap above which publishes are refused */
 };
 
 /* One directive row (exposed for --help-config, reload and tests). */

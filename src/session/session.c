@@ -94,6 +94,14 @@ int sess_sub_add(struct session *s, const uint8_t *f, uint16_t n, uint8_t option
     return 0;
 }
 
+bool sess_has_sub(const struct session *s, const uint8_t *f, size_t n)
+{
+    for (uint32_t i = 0; i < s->nsubs; i++)
+        if (s->subs[i].len == n && memcmp(s->subs[i].filter, f, n) == 0)
+            return true;
+    return false;
+}
+
 bool sess_sub_del(struct session *s, const uint8_t *f, uint16_t n)
 {
     for (uint32_t i = 0; i < s->nsubs; i++) {

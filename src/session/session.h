@@ -128,6 +128,8 @@ void sess_free(struct session *s);
 /* Records subscription filter (replacing the same filter). 0 or TERN_ENOMEM. */
 int sess_sub_add(struct session *s, const uint8_t *f, uint16_t n, uint8_t options,
                  uint32_t sub_id) TERN_MUST_CHECK;
+/* True when the session holds filter f. */
+bool sess_has_sub(const struct session *s, const uint8_t *f, size_t n);
 /* Forgets filter f; returns true when it existed. */
 bool sess_sub_del(struct session *s, const uint8_t *f, uint16_t n);
 

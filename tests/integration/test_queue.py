@@ -9,6 +9,8 @@ Every test starts its own broker; every wait is on a socket event with a deadlin
 import struct
 import time
 
+import pytest
+
 import ternlib as tl
 
 T = 5.0  # deadline (seconds) for anything the broker must send
@@ -171,23 +173,29 @@ def test_max_queued_messages_bounds_offline_queue_and_counts_drops(broker):
 
 
 def test_max_queued_bytes_bounds_offline_queue(broker):
-    """max_queued_bytes 100: of six 40-byte messages for an offline subscriber only the first
-    two or three (depending on what the broker counts besides the payload) are kept, in order
+    """max_queued_bytes 1000: of six 300-byte messages for an offline subscriber only the first
+    2 to 4 are kept, in order (brokers differ in what they count besides the payload: Tern
+    counts the message's heap size, Mosquitto the payload and lets the last one overshoot)
     [MQTT-3.1.2-5] [MQTT-4.6.0-6]."""
-    b = broker("max_queued_bytes 100")
+    b = broker("max_queued_bytes 1000")
     go_offline(b, "bytes", [("qb/t", 1)])
     p = client(b, "qb-pub")
     for i in range(6):
-        pub(p, "qb/t", b"%d" % i * 40, 1, pid=i + 1)
+        pub(p, "qb/t", b"%d" % i * 300, 1, pid=i + 1)
     s, present = tl.connect_client(b, "bytes", clean=False)
     assert present
     got = [bytes(m["payload"]) for m in collect(s, 2)]
-    try:
-        got += [bytes(m["payload"]) for m in collect(s, 1, timeout=0.4)]
-    except AssertionError:
-        pass  # only two kept
-    assert got == [b"%d" % i * 40 for i in range(len(got))]
-    s.no_packet(0.3)
+    while True:
+        try:
+            t, f, body = s.recv_packet(0.4)
+        except TimeoutError:
+            break
+        assert t == tl.PUBLISH
+        m = tl.parse_publish(f, body)
+        s.send(tl.puback(m["pid"]))
+        got.append(bytes(m["payload"]))
+    assert 2 <= len(got) <= 4
+    assert got == [b"%d" % i * 300 for i in range(len(got))]
 
 
 def test_clean_session_discards_queued_messages(broker):
@@ -205,6 +213,8 @@ def test_clean_session_discards_queued_messages(broker):
 
 # ---- inflight window ----
 
+@pytest.mark.xfail(tl.MODE == "mosquitto", strict=True,
+                   reason="Mosquitto 2.0.11 lets a third message into a window of 2 after a PUBACK")
 def test_inflight_window_releases_one_message_per_ack(broker):
     """max_inflight_messages 2: a QoS 1 subscriber that does not acknowledge receives only 2 of
     6 messages; each PUBACK releases exactly the next one, in order [MQTT-4.3.2-1]
