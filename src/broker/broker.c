@@ -15,6 +15,18 @@ void broker_fini(struct broker *b);
 void broker_apply_log(struct broker *b, const struct config *c);
 int broker_reload(struct broker *b, const char *path);
 
+/* Builds the TLS context of listener l; NULL with "listener PORT: why" in err. */
+static SSL_CTX *broker_tls_ctx(const struct conf_listener *l, char *err, size_t errlen)
+{
+    struct tls_opts o = {l->certfile, l->keyfile, l->cafile, l->capath, l->crlfile,
+                         l->tls_version, l->ciphers, l->ciphersuites, l->require_certificate};
+    char why[400];
+    SSL_CTX *ctx = tls_ctx_new(&o, why, sizeof why);
+    if (!ctx)
+        snprintf(err, errlen, "listener %d: %s", l->port, why);
+    return ctx;
+}
+
 /* Applies log_dest/log_type/log_file of c to the logger. */
 void broker_apply_log(struct broker *b, const struct config *c)
 {
@@ -78,6 +90,15 @@ int broker_init(struct broker *b, struct config *conf, char *err, size_t errlen)
         b->listeners[i].conf = &conf->listeners[i];
         b->listeners[i].anonymous = conf_listener_anonymous(conf, i);
     }
+    for (int i = 0; i < conf->n_listeners; i++) {
+        const struct conf_listener *l = &conf->listeners[i];
+        if (!l->certfile && !l->keyfile)
+            continue;
+        SSL_CTX *ctx = broker_tls_ctx(l, err, errlen);
+        if (!ctx)
+            return TERN_EINVAL;
+        atomic_store(&b->listeners[i].tls, ctx);
+    }
     b->workers = mem_calloc(&b->mem, MEM_MISC, b->nworkers * sizeof *b->workers);
     if (!b->workers) {
         snprintf(err, errlen, "out of memory");
@@ -108,6 +129,11 @@ void broker_fini(struct broker *b)
         pthread_rwlock_destroy(&b->subs_lock);
     }
     store_destroy(b->store);
+    for (int i = 0; i < b->n_listeners; i++) {
+        tls_ctx_free(atomic_load(&b->listeners[i].tls));
+        for (int k = 0; k < b->listeners[i].n_old_tls; k++)
+            tls_ctx_free(b->listeners[i].old_tls[k]);
+    }
     for (size_t i = 0; i < b->ips.cap; i++)
         if (b->ips.slots[i].hash)
             mem_free(&b->mem, MEM_CONN, b->ips.slots[i].value);
@@ -180,6 +206,32 @@ int broker_reload(struct broker *b, const char *path)
         mem_free(&b->mem, MEM_CONFIG, fresh);
         mem_free(&b->mem, MEM_CONFIG, next);
         return TERN_EINVAL;
+    }
+    /* certificates: reloaded from the running listeners' files (a listener's files are fixed
+     * at start; their contents may change, e.g. renewed certificates) */
+    SSL_CTX *ctxs[CONF_MAX_LISTENERS] = {0};
+    for (int i = 0; i < b->n_listeners; i++) {
+        const struct conf_listener *l = b->listeners[i].conf;
+        if (!atomic_load(&b->listeners[i].tls))
+            continue;
+        if (b->listeners[i].n_old_tls >= 32 || !(ctxs[i] = broker_tls_ctx(l, err, sizeof err))) {
+            log_write(&b->log, LOG_ERR, "SIGHUP: configuration not reloaded: %s",
+                      b->listeners[i].n_old_tls >= 32 ? "too many reloads" : err);
+            for (int k = 0; k < i; k++)
+                tls_ctx_free(ctxs[k]);
+            auth_db_free(db);
+            acl_free(acl);
+            conf_free(&b->mem, fresh);
+            mem_free(&b->mem, MEM_CONFIG, fresh);
+            mem_free(&b->mem, MEM_CONFIG, next);
+            return TERN_EINVAL;
+        }
+    }
+    for (int i = 0; i < b->n_listeners; i++) {
+        if (!ctxs[i])
+            continue;
+        struct listener_info *li = &b->listeners[i];
+        li->old_tls[li->n_old_tls++] = atomic_exchange(&li->tls, ctxs[i]);
     }
     /* everything parsed: swap; workers may still read the old ones until exit */
     b->old_auth[b->n_old_auth] = atomic_exchange(&b->auth, db);

@@ -33,6 +33,7 @@
 #include "auth/acl.h"
 #include "auth/auth.h"
 #include "config/config.h"
+#include "net/tls.h"
 #include "router/trie.h"
 #include "session/session.h"
 #include "store/store.h"
@@ -100,6 +101,9 @@ struct listener_info {
     int port;
     const struct conf_listener *conf;
     bool anonymous; /* effective allow_anonymous */
+    _Atomic(SSL_CTX *) tls; /* TLS context (NULL: plain MQTT); swapped by SIGHUP */
+    SSL_CTX *old_tls[32];   /* replaced contexts, freed at exit */
+    int n_old_tls;
 };
 
 struct broker {
@@ -205,6 +209,10 @@ struct client {
     char *auth_user;                 /* authenticated user name (owned), NULL = anonymous */
     char addr[64];
     bool ip_counted;                 /* counted in broker.ips */
+    SSL *ssl;                        /* TLS connection, NULL for plain TCP */
+    bool tls_hs;                     /* TLS handshake in progress */
+    size_t tls_retry;                /* length of a TLS write to repeat after WANT_WRITE */
+    char *cert_user;                 /* verified certificate identity (owned), or NULL */
     double pub_tokens, byte_tokens;  /* publish rate token buckets */
     int64_t tokens_ms;               /* last refill */
 };

@@ -378,6 +378,17 @@ static bool authenticate(struct client *c, const struct mqtt_connect *cn)
     struct broker *b = c->w->b;
     struct config *conf = broker_conf(b);
     struct auth_db *db = atomic_load_explicit(&b->auth, memory_order_acquire);
+    if (b->listeners[c->listener].conf->use_identity_as_username) {
+        /* the verified certificate is the identity; the CONNECT user name is ignored */
+        if (!c->cert_user) {
+            refuse(c, MQTT3_CONNACK_NOT_AUTHORIZED, MQTT_RC_NOT_AUTHORIZED,
+                   "no verified client certificate (use_identity_as_username)");
+            return false;
+        }
+        mem_free(&b->mem, MEM_AUTH, c->auth_user);
+        c->auth_user = mem_strndup(&b->mem, MEM_AUTH, c->cert_user, strlen(c->cert_user));
+        return true;
+    }
     if (c->version == MQTT_V5 && (cn->props.has & MQTT_PROP_BIT(MQTT_PROP_AUTHENTICATION_METHOD))) {
         if (c->auth_done)
             return true; /* the CONNECT again, after a successful AUTH exchange */

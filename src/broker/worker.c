@@ -22,6 +22,7 @@
 #include "broker/broker.h"
 #include "common/clock.h"
 #include "net/sock.h"
+#include "net/tls.h"
 
 #define TAG_EVENTFD 2u
 #define SCRATCH_SIZE 65536
@@ -257,6 +258,21 @@ static void on_accept(struct worker *w, int li)
         c->last_rx_ms = w->now_ms;
         if (conf->set_tcp_nodelay)
             sock_nodelay(fd);
+        SSL_CTX *tls = atomic_load_explicit(&b->listeners[li].tls, memory_order_acquire);
+        if (tls) {
+            c->ssl = tls_new(tls, fd);
+            c->tls_hs = true;
+            if (!c->ssl) {
+                atomic_fetch_sub(&b->connections, 1);
+                if (ip_counted)
+                    ip_release(w, addr);
+                buf_free(&c->rbuf);
+                outq_free(&c->out);
+                mem_free(&b->mem, MEM_CONN, c);
+                close(fd);
+                continue;
+            }
+        }
         link_client(w, c);
         ep_set(c, true);
         c->ka_timer.kind = 1;
@@ -307,15 +323,58 @@ static void keep_rest(struct client *c, const uint8_t *data, size_t len)
         client_close(c, LOG_WARN, "out of memory for the receive buffer");
 }
 
+/* read(2) or TLS: > 0 bytes, 0 closed, -1 with errno (EAGAIN: wait). */
+static ssize_t conn_read(struct client *c, void *buf, size_t n)
+{
+    if (!c->ssl)
+        return read(c->fd, buf, n);
+    ssize_t r = tls_read(c->ssl, buf, n);
+    if (r == TERN_EAGAIN || r == TERN_EIO) {
+        errno = r == TERN_EAGAIN ? EAGAIN : EIO;
+        return -1;
+    }
+    return r;
+}
+
+/* Drives a TLS handshake; false while it is not finished (or failed: closed). */
+static bool tls_progress(struct client *c)
+{
+    char err[300];
+    enum tls_want st = tls_handshake(c->ssl, err, sizeof err);
+    if (st == TLS_FAILED) {
+        client_close(c, LOG_NOTICE, err);
+        return false;
+    }
+    bool want_out = st == TLS_WANT_WRITE;
+    if (want_out != c->want_out) {
+        c->want_out = want_out;
+        ep_set(c, false);
+    }
+    if (st != TLS_DONE)
+        return false;
+    c->tls_hs = false;
+    char ident[256];
+    if (tls_peer_identity(c->ssl, ident, sizeof ident))
+        c->cert_user = mem_strndup(&c->w->b->mem, MEM_AUTH, ident, strlen(ident));
+    log_write(&c->w->b->log, LOG_DEBUG, "TLS handshake with %s done (%s%s%s)", c->addr,
+              tls_version_name(c->ssl), c->cert_user ? ", certificate " : "",
+              c->cert_user ? c->cert_user : "");
+    return true;
+}
+
 static void on_readable(struct client *c)
 {
     struct worker *w = c->w;
-    for (int round = 0; round < READS_PER_EVENT && c->state != CS_CLOSED && !c->migrated; round++) {
+    if (c->tls_hs && !tls_progress(c))
+        return;
+    /* TLS may hold decrypted bytes the socket no longer signals: read those to the end */
+    int rounds = c->ssl ? 1 << 20 : READS_PER_EVENT;
+    for (int round = 0; round < rounds && c->state != CS_CLOSED && !c->migrated; round++) {
         ssize_t n;
         size_t asked;
         if (c->rbuf.len == 0) {
             asked = SCRATCH_SIZE;
-            n = read(c->fd, w->scratch, asked);
+            n = conn_read(c, w->scratch, asked);
             if (n > 0) {
                 c->last_rx_ms = w->now_ms;
                 STAT_ADD(w, bytes_received, (uint64_t)n);
@@ -330,7 +389,7 @@ static void on_readable(struct client *c)
                 client_close(c, LOG_WARN, "receive buffer limit reached");
                 return;
             }
-            n = read(c->fd, c->rbuf.data + c->rbuf.len, asked);
+            n = conn_read(c, c->rbuf.data + c->rbuf.len, asked);
             if (n > 0) {
                 c->last_rx_ms = w->now_ms;
                 STAT_ADD(w, bytes_received, (uint64_t)n);
@@ -353,7 +412,7 @@ static void on_readable(struct client *c)
             client_close(c, LOG_NOTICE, strerror(errno));
             return;
         }
-        if ((size_t)n < asked)
+        if ((size_t)n < asked && !c->ssl)
             break;
     }
 }
@@ -376,6 +435,8 @@ static void adopt(struct worker *w, struct client *c)
     c->migrated = false;
     if (atomic_load(&w->b->stopping)) {
         /* arrived after shutdown began: nothing to serve it with */
+        tls_free(c->ssl);
+        mem_free(&w->b->mem, MEM_AUTH, c->cert_user);
         close(c->fd);
         atomic_fetch_sub(&w->b->connections, 1);
         if (c->ip_counted)
@@ -402,10 +463,48 @@ static void adopt(struct worker *w, struct client *c)
 
 /* ---- writing ---- */
 
+/* TLS output: small segments are coalesced (one record instead of one per packet); after
+ * WANT_WRITE the same length is written again, as OpenSSL requires. */
+static int tls_flush(struct client *c, size_t *written)
+{
+    *written = 0;
+    while (!outq_empty(&c->out)) {
+        struct iovec iov[64];
+        int n = outq_peek(&c->out, iov, 64);
+        size_t len = 0;
+        const uint8_t *src;
+        size_t want = c->tls_retry ? c->tls_retry : 16384;
+        if (iov[0].iov_len >= want || n == 1) {
+            src = iov[0].iov_base;
+            len = iov[0].iov_len < want ? iov[0].iov_len : want;
+        } else {
+            for (int i = 0; i < n && len < want; i++) {
+                size_t take = iov[i].iov_len < want - len ? iov[i].iov_len : want - len;
+                memcpy(c->w->scratch + len, iov[i].iov_base, take);
+                len += take;
+            }
+            src = c->w->scratch;
+        }
+        ssize_t r = tls_write(c->ssl, src, len);
+        if (r == TERN_EAGAIN) {
+            c->tls_retry = len;
+            return TERN_EAGAIN;
+        }
+        if (r < 0)
+            return TERN_EIO;
+        c->tls_retry = 0;
+        outq_advance(&c->out, (size_t)r);
+        *written += (size_t)r;
+    }
+    return 0;
+}
+
 static void flush_client(struct client *c)
 {
     size_t written;
-    int rc = outq_flush(&c->out, c->fd, &written);
+    if (c->tls_hs)
+        return; /* nothing is sent before the handshake completes */
+    int rc = c->ssl ? tls_flush(c, &written) : outq_flush(&c->out, c->fd, &written);
     STAT_ADD(c->w, bytes_sent, written);
     if (rc == TERN_EAGAIN) {
         if (!c->want_out) {
@@ -431,6 +530,11 @@ void client_send_disconnect(struct client *c, uint8_t rc);
 
 static void on_writable(struct client *c)
 {
+    if (c->tls_hs) {
+        if (tls_progress(c) && c->state != CS_CLOSED)
+            on_readable(c); /* data may have arrived with the last handshake flight */
+        return;
+    }
     flush_client(c);
     if (c->state != CS_CLOSED && outq_empty(&c->out))
         client_on_drained(c);
@@ -504,7 +608,14 @@ static void free_client(struct worker *w, struct client *c)
     epoll_ctl(w->epfd, EPOLL_CTL_DEL, c->fd, NULL);
     /* last chance for a final CONNACK/DISCONNECT to leave */
     size_t written;
-    (void)outq_flush(&c->out, c->fd, &written);
+    if (c->ssl && !c->tls_hs)
+        (void)tls_flush(c, &written);
+    else if (!c->ssl)
+        (void)outq_flush(&c->out, c->fd, &written);
+    tls_free(c->ssl);
+    c->ssl = NULL;
+    mem_free(&w->b->mem, MEM_AUTH, c->cert_user);
+    c->cert_user = NULL;
     close(c->fd);
     atomic_fetch_sub(&w->b->connections, 1);
     if (c->ip_counted)

@@ -88,11 +88,27 @@ const struct conf_directive conf_directives[] = {
     {"mount_point", CONF_STRING, true, L(mount_point), NOLIMIT, NULL, false,
      "topic prefix for clients of the current listener (not yet applied)"},
     {"certfile", CONF_STRING, true, L(certfile), NOLIMIT, NULL, false,
-     "TLS certificate of the current listener (TLS: not yet supported)"},
+     "PEM certificate (chain) of the current listener; with keyfile, makes it a TLS listener "
+     "(reloaded on SIGHUP for new connections)"},
     {"keyfile", CONF_STRING, true, L(keyfile), NOLIMIT, NULL, false,
-     "TLS private key of the current listener (TLS: not yet supported)"},
+     "PEM private key of the current TLS listener"},
     {"cafile", CONF_STRING, true, L(cafile), NOLIMIT, NULL, false,
-     "TLS CA file of the current listener (TLS: not yet supported)"},
+     "PEM CA certificates that sign client certificates"},
+    {"capath", CONF_STRING, true, L(capath), NOLIMIT, NULL, false,
+     "directory of hashed CA certificates (c_rehash) for client certificates"},
+    {"crlfile", CONF_STRING, true, L(crlfile), NOLIMIT, NULL, false,
+     "PEM certificate revocation list checked against client certificates"},
+    {"tls_version", CONF_STRING, true, L(tls_version), NOLIMIT, "tlsv1.2", false,
+     "lowest TLS version accepted: tlsv1.2 or tlsv1.3"},
+    {"ciphers", CONF_STRING, true, L(ciphers), NOLIMIT, NULL, false,
+     "OpenSSL cipher list for TLS 1.2"},
+    {"ciphersuites", CONF_STRING, true, L(ciphersuites), NOLIMIT, NULL, false,
+     "OpenSSL TLS 1.3 cipher suites"},
+    {"require_certificate", CONF_BOOL, true, L(require_certificate), 0, 1, "false", false,
+     "TLS clients must present a certificate signed by cafile/capath (mTLS)"},
+    {"use_identity_as_username", CONF_BOOL, true, L(use_identity_as_username), 0, 1, "false",
+     false, "use the client certificate's CN (or first DNS SAN) as the user name (for ACLs); "
+            "such clients need no password"},
     {"max_connections", CONF_SPECIAL, false, G(max_connections), -1, 100000000, "-1", true,
      "maximum client connections, global before any listener, per listener after one; -1 = "
      "unlimited (bounded by the file descriptor limit)"},
@@ -665,6 +681,11 @@ void conf_free(struct mem *mem, struct config *c)
         mem_free(mem, MEM_CONFIG, l->certfile);
         mem_free(mem, MEM_CONFIG, l->keyfile);
         mem_free(mem, MEM_CONFIG, l->cafile);
+        mem_free(mem, MEM_CONFIG, l->capath);
+        mem_free(mem, MEM_CONFIG, l->crlfile);
+        mem_free(mem, MEM_CONFIG, l->tls_version);
+        mem_free(mem, MEM_CONFIG, l->ciphers);
+        mem_free(mem, MEM_CONFIG, l->ciphersuites);
         memset(l, 0, sizeof *l);
     }
     c->n_listeners = 0;

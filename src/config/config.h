@@ -30,7 +30,11 @@ struct conf_listener {
     int max_connections;  /* -1 = unlimited */
     char *mount_point;    /* NULL = none */
     /* TLS (issue #6): kept here so the file format is stable */
-    char *certfile, *keyfile, *cafile;
+    char *certfile, *keyfile, *cafile, *capath, *crlfile;
+    char *tls_version;             /* minimum: "tlsv1.2" (default) or "tlsv1.3" */
+    char *ciphers, *ciphersuites;  /* TLS 1.2 cipher list / TLS 1.3 suites, NULL = OpenSSL's */
+    bool require_certificate;      /* clients must present a certificate signed by cafile */
+    bool use_identity_as_username; /* the certificate's CN (or first DNS SAN) is the user */
 };
 
 struct config {
