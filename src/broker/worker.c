@@ -223,16 +223,17 @@ static void on_accept(struct worker *w, int li)
         if ((conf->max_connections >= 0 && open > conf->max_connections) ||
             (lmax >= 0 && open > lmax)) {
             atomic_fetch_sub(&b->connections, 1);
-            close(fd);
+            /* logged before the close, so whoever sees the close can also see why */
             limit_hit(w, LIMIT_CONNECTIONS, addr, "connection refused: max_connections reached");
+            close(fd);
             continue;
         }
         enum limit_kind lk;
         const char *ipwhy = ip_admit(w, addr, conf, &lk);
         if (ipwhy) {
             atomic_fetch_sub(&b->connections, 1);
-            close(fd);
             limit_hit(w, lk, addr, ipwhy);
+            close(fd);
             continue;
         }
         bool ip_counted = conf->max_connections_per_ip || conf->connection_rate_per_ip;

@@ -1,23 +1,41 @@
 /* retain.c - retained-message tree (see retain.h).
  *
- * One node per topic level, children in a hash map keyed by level text; a node holds at most
- * one value (one reference owned by the tree). Lookup by filter walks exact children for plain
- * levels, all children for '+', and whole subtrees for '#'. Empty nodes are pruned on clear.
- * Owned by the store, which locks around every call. */
+ * One node per topic level; children in a struct router_map (trie.h: dense array for a few
+ * children, open-addressing table for wide nodes). A node holds at most one value: one reference
+ * owned by the tree, released exactly once through r->unref when replaced, cleared or destroyed.
+ * A node with a value also owns a copy of its full topic, handed to visitors.
+ *
+ *   root ── "a" [v1, "a"] ── "b" [v2, "a/b"]
+ *      │            └──── "" [v3, "a/"]
+ *      └── "$SYS" ── "up" [v4, "$SYS/up"]
+ *
+ * Invariants: every node except the root has a value or children (clearing prunes up to the
+ * root); the root never has a value (topic names are non-empty, so they have at least one
+ * level below the root); an empty child map holds no memory, so clearing every topic returns
+ * the tree to its creation-time footprint. r->count = nodes with a value.
+ *
+ * Matching by filter walks exact children for literal levels, every child for '+', the whole
+ * subtree for '#' (including the node itself: "a/#" matches "a"), and skips children of the
+ * root whose level starts with '$' when the first filter level is a wildcard [MQTT-4.7.2-1].
+ * The walk keeps its pending iterations on a bounded local stack and only recurses when that
+ * is full, so topics of tens of thousands of levels do not exhaust the C stack.
+ *
+ * Threads: owned by the store, which serialises every call. Visitors must not modify the tree. */
 #include "router/retain.h"
 
 #include <string.h>
 
-#include "common/hmap.h"
+#include "router/trie.h"
 
 struct rnode {
-    uint8_t *level;
-    uint32_t len;
-    struct rnode *parent;
-    struct hmap children;
-    void *value;
-    uint8_t *topic; /* full topic of value (owned), for the visit callback */
+    struct rnode *parent; /* NULL for the root */
+    struct router_map children;
+    void *value;    /* one reference owned by the tree, or NULL */
+    uint8_t *topic; /* full topic of value (owned) when value is set */
     uint32_t topic_len;
+    uint32_t len;   /* level text length */
+    uint32_t lhash; /* router_level_hash of the level text */
+    uint8_t text[]; /* level text, len bytes */
 };
 
 struct retain {
@@ -28,33 +46,25 @@ struct retain {
 };
 
 static struct rnode *rnode_new(struct retain *r, struct rnode *parent, const uint8_t *l,
-                               uint32_t len)
+                               size_t len, uint32_t lhash)
 {
-    struct rnode *n = mem_calloc(r->mem, MEM_ROUTER, sizeof *n);
+    struct rnode *n = mem_calloc(r->mem, MEM_ROUTER, sizeof *n + len);
     if (!n)
         return NULL;
-    n->level = mem_alloc(r->mem, MEM_ROUTER, len ? len : 1);
-    if (!n->level) {
-        mem_free(r->mem, MEM_ROUTER, n);
-        return NULL;
-    }
-    memcpy(n->level, l, len);
-    n->len = len;
+    memcpy(n->text, l, len);
+    n->len = (uint32_t)len;
+    n->lhash = lhash;
     n->parent = parent;
-    hmap_init(&n->children, r->mem);
     return n;
 }
 
-static void rnode_free(struct retain *r, struct rnode *n)
+/* Frees n's own storage (not its children), releasing its value. */
+static void rnode_release(struct retain *r, struct rnode *n)
 {
-    for (size_t i = 0; i < n->children.cap; i++)
-        if (n->children.slots[i].hash)
-            rnode_free(r, n->children.slots[i].value);
-    hmap_free(&n->children);
     if (n->value)
         r->unref(n->value);
+    router_map_free(&n->children, r->mem);
     mem_free(r->mem, MEM_ROUTER, n->topic);
-    mem_free(r->mem, MEM_ROUTER, n->level);
     mem_free(r->mem, MEM_ROUTER, n);
 }
 
@@ -65,7 +75,7 @@ struct retain *retain_create(struct mem *mem, retain_unref_fn unref)
         return NULL;
     r->mem = mem;
     r->unref = unref;
-    r->root = rnode_new(r, NULL, (const uint8_t *)"", 0);
+    r->root = rnode_new(r, NULL, (const uint8_t *)"", 0, 0);
     if (!r->root) {
         mem_free(mem, MEM_ROUTER, r);
         return NULL;
@@ -77,7 +87,21 @@ void retain_destroy(struct retain *r)
 {
     if (!r)
         return;
-    rnode_free(r, r->root);
+    /* no recursion: `parent` becomes the link of a work list of nodes still to free */
+    struct rnode *n = r->root;
+    n->parent = NULL;
+    while (n) {
+        struct rnode *next = n->parent;
+        for (uint32_t i = 0; i < n->children.cap; i++) {
+            if (n->children.slots[i].hash) {
+                struct rnode *c = n->children.slots[i].value;
+                c->parent = next;
+                next = c;
+            }
+        }
+        rnode_release(r, n);
+        n = next;
+    }
     mem_free(r->mem, MEM_ROUTER, r);
 }
 
@@ -86,30 +110,38 @@ size_t retain_count(const struct retain *r)
     return r->count;
 }
 
-static void prune(struct retain *r, struct rnode *n);
+/* Removes nodes without value or children from n up to (not including) the root. */
+static void prune(struct retain *r, struct rnode *n)
+{
+    while (n->parent && !n->value && !n->children.count) {
+        struct rnode *p = n->parent;
+        router_map_del(&p->children, r->mem, n->text, n->len, n->lhash);
+        rnode_release(r, n);
+        n = p;
+    }
+}
 
+/* Node of topic t, created (with the levels above it) when create is set. NULL when absent or
+ * out of memory; levels created before a failure are pruned again. */
 static struct rnode *find(struct retain *r, const uint8_t *t, size_t n, bool create)
 {
     struct rnode *cur = r->root;
-    size_t i = 0;
-    for (;;) {
-        size_t e = i;
-        while (e < n && t[e] != '/')
-            e++;
-        struct rnode *c = hmap_get(&cur->children, t + i, e - i);
-        if (!c) {
-            if (!create)
-                return NULL;
-            c = rnode_new(r, cur, t + i, (uint32_t)(e - i));
-            if (c && hmap_put(&cur->children, c->level, c->len, c)) {
-                rnode_free(r, c);
+    for (size_t i = 0;;) {
+        const uint8_t *slash = memchr(t + i, '/', n - i);
+        size_t e = slash ? (size_t)(slash - t) : n;
+        uint32_t h = router_level_hash(t + i, e - i);
+        struct rnode *c = router_map_get(&cur->children, t + i, e - i, h);
+        if (!c && create) {
+            c = rnode_new(r, cur, t + i, e - i, h);
+            if (c && router_map_put(&cur->children, r->mem, c->text, c->len, h, c)) {
+                rnode_release(r, c);
                 c = NULL;
             }
-            if (!c) { /* out of memory: drop the levels created so far */
+            if (!c)
                 prune(r, cur);
-                return NULL;
-            }
         }
+        if (!c)
+            return NULL;
         cur = c;
         if (e >= n)
             return cur;
@@ -117,128 +149,160 @@ static struct rnode *find(struct retain *r, const uint8_t *t, size_t n, bool cre
     }
 }
 
-static void prune(struct retain *r, struct rnode *n)
-{
-    while (n && n->parent && !n->value && !n->children.count) {
-        struct rnode *p = n->parent;
-        hmap_del(&p->children, n->level, n->len);
-        rnode_free(r, n);
-        n = p;
-    }
-    /* an emptied child map releases its slots: clearing everything returns the memory */
-    if (n && !n->children.count && n->children.slots)
-        hmap_free(&n->children);
-}
-
 int retain_set(struct retain *r, const uint8_t *t, size_t n, void *value)
 {
     struct rnode *node = find(r, t, n, value != NULL);
     if (!node)
         return value ? TERN_ENOMEM : 0;
-    if (value && !node->topic) {
-        node->topic = mem_alloc(r->mem, MEM_ROUTER, n ? n : 1);
+    void *old = node->value;
+    if (!value) {
+        if (!old)
+            return 0;
+        node->value = NULL;
+        mem_free(r->mem, MEM_ROUTER, node->topic);
+        node->topic = NULL;
+        r->count--;
+        prune(r, node);
+        r->unref(old);
+        return 0;
+    }
+    if (!old) {
+        node->topic = mem_alloc(r->mem, MEM_ROUTER, n);
         if (!node->topic) {
             prune(r, node);
             return TERN_ENOMEM;
         }
         memcpy(node->topic, t, n);
         node->topic_len = (uint32_t)n;
-    }
-    if (node->value) {
-        r->unref(node->value);
-        r->count--;
+        r->count++;
     }
     node->value = value;
-    if (value) {
-        r->count++;
-    } else {
-        mem_free(r->mem, MEM_ROUTER, node->topic);
-        node->topic = NULL;
-        prune(r, node);
-    }
+    if (old)
+        r->unref(old);
     return 0;
 }
 
 void *retain_get(struct retain *r, const uint8_t *t, size_t n)
 {
+    if (n == 0)
+        return NULL;
     struct rnode *node = find(r, t, n, false);
     return node ? node->value : NULL;
 }
 
-/* Visits n and everything below it; false when the visitor asked to stop. */
-static bool walk(struct rnode *n, bool skip_dollar, retain_visit_fn fn, void *ctx)
+/* ---- matching and walking ---- */
+
+#define ALL_BELOW SIZE_MAX /* filter position meaning "everything below matches" ('#') */
+#define WALK_STACK 32      /* pending child iterations per frame; deeper ones recurse */
+
+struct rmatch {
+    const uint8_t *f;
+    size_t fn;
+    bool skip_dollar; /* wildcards at the root skip '$' levels [MQTT-4.7.2-1] */
+    retain_visit_fn visit;
+    void *ctx;
+};
+
+/* An iteration over the children of n, each entered at filter position pos. */
+struct rframe {
+    const struct rnode *n;
+    size_t pos;
+    uint32_t slot; /* next slot of n->children to look at */
+};
+
+static bool visit(const struct rmatch *m, const struct rnode *n)
 {
-    if (n->value && !fn(ctx, n->topic, n->topic_len, n->value))
-        return false;
-    for (size_t i = 0; i < n->children.cap; i++) {
-        if (!n->children.slots[i].hash)
+    return !n->value || m->visit(m->ctx, n->topic, n->topic_len, n->value);
+}
+
+/* Next child of the iteration, or NULL when it is done. */
+static const struct rnode *next_child(const struct rmatch *m, struct rframe *fr)
+{
+    const struct router_map *c = &fr->n->children;
+    while (fr->slot < c->cap) {
+        const struct router_map_slot *s = &c->slots[fr->slot++];
+        if (!s->hash)
             continue;
-        struct rnode *c = n->children.slots[i].value;
-        if (skip_dollar && c->len && c->level[0] == '$')
+        if (m->skip_dollar && !fr->n->parent && s->len && s->key[0] == '$')
             continue;
-        if (!walk(c, false, fn, ctx))
-            return false;
+        return s->value;
     }
+    return NULL;
+}
+
+static bool match_from(const struct rmatch *m, const struct rnode *n, size_t pos);
+
+/* Enters every child of n at pos by recursion (used when the local stack is full). */
+static bool match_children(const struct rmatch *m, const struct rnode *n, size_t pos)
+{
+    struct rframe fr = {n, pos, 0};
+    const struct rnode *c;
+    while ((c = next_child(m, &fr)))
+        if (!match_from(m, c, pos))
+            return false;
     return true;
 }
 
-static bool match(struct rnode *n, const uint8_t *f, size_t fn, size_t pos, retain_visit_fn vf,
-                  void *ctx)
+/* Visits the values at or below n that match, given that n matched the filter levels before
+ * pos (pos > fn: the filter is consumed; ALL_BELOW: inside a '#'). False when stopped. */
+static bool match_from(const struct rmatch *m, const struct rnode *n, size_t pos)
 {
-    bool at_root = n->parent == NULL;
-    size_t e = pos;
-    while (e < fn && f[e] != '/')
-        e++;
-    bool last = e >= fn;
-    if (e - pos == 1 && f[pos] == '#') {
-        /* this node's value ("a/#" matches "a") and the whole subtree; at the root a
-         * wildcard does not match '$' topics [MQTT-4.7.2-1] */
-        if (!at_root && n->value && !vf(ctx, n->topic, n->topic_len, n->value))
-            return false;
-        for (size_t i = 0; i < n->children.cap; i++) {
-            if (!n->children.slots[i].hash)
-                continue;
-            struct rnode *c = n->children.slots[i].value;
-            if (at_root && c->len && c->level[0] == '$')
-                continue;
-            if (!walk(c, false, vf, ctx))
+    struct rframe stack[WALK_STACK];
+    size_t sp = 0;
+    for (;;) {
+        size_t child_pos = ALL_BELOW;
+        bool expand = false;
+        if (pos == ALL_BELOW || pos > m->fn) {
+            if (!visit(m, n))
                 return false;
-        }
-        return true;
-    }
-    if (e - pos == 1 && f[pos] == '+') {
-        for (size_t i = 0; i < n->children.cap; i++) {
-            if (!n->children.slots[i].hash)
-                continue;
-            struct rnode *c = n->children.slots[i].value;
-            if (at_root && c->len && c->level[0] == '$')
-                continue;
-            if (last) {
-                if (c->value && !vf(ctx, c->topic, c->topic_len, c->value))
+            expand = pos == ALL_BELOW;
+        } else {
+            const uint8_t *slash = memchr(m->f + pos, '/', m->fn - pos);
+            size_t e = slash ? (size_t)(slash - m->f) : m->fn;
+            bool single = e - pos == 1;
+            if (single && m->f[pos] == '#') { /* n itself ("a/#" matches "a") and all below */
+                if (!visit(m, n))
                     return false;
-                /* "+/#"-style parent match: "a/+/#" handled by recursion below */
-            } else if (!match(c, f, fn, e + 1, vf, ctx)) {
-                return false;
+                expand = true;
+            } else if (single && m->f[pos] == '+') {
+                expand = true;
+                child_pos = e + 1;
+            } else {
+                const struct rnode *c = router_map_get(
+                    &n->children, m->f + pos, e - pos, router_level_hash(m->f + pos, e - pos));
+                if (c) { /* a literal level: follow it without a frame */
+                    n = c;
+                    pos = e + 1;
+                    continue;
+                }
             }
         }
-        return true;
+        if (expand && n->children.count) {
+            if (sp < WALK_STACK)
+                stack[sp++] = (struct rframe){n, child_pos, 0};
+            else if (!match_children(m, n, child_pos))
+                return false;
+        }
+        const struct rnode *c = NULL;
+        while (sp && !(c = next_child(m, &stack[sp - 1])))
+            sp--;
+        if (!c)
+            return true;
+        n = c;
+        pos = stack[sp - 1].pos;
     }
-    struct rnode *c = hmap_get(&n->children, f + pos, e - pos);
-    if (!c)
-        return true;
-    if (last)
-        return !c->value || vf(ctx, c->topic, c->topic_len, c->value);
-    return match(c, f, fn, e + 1, vf, ctx);
 }
 
 void retain_match(struct retain *r, const uint8_t *f, size_t n, retain_visit_fn fn, void *ctx)
 {
     if (n == 0)
         return;
-    match(r->root, f, n, 0, fn, ctx);
+    struct rmatch m = {f, n, true, fn, ctx};
+    match_from(&m, r->root, 0);
 }
 
 void retain_walk(struct retain *r, retain_visit_fn fn, void *ctx)
 {
-    walk(r->root, false, fn, ctx);
+    struct rmatch m = {NULL, 0, false, fn, ctx};
+    match_from(&m, r->root, ALL_BELOW);
 }

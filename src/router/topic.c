@@ -1,4 +1,11 @@
-/* topic.c - topic name / filter validation and single-filter matching (see topic.h). */
+/* topic.c - topic name / filter validation and single-filter matching (see topic.h).
+ *
+ * Pure functions over byte ranges: no allocation, no state, safe from any thread. Levels are
+ * the byte runs between '/' separators; empty levels ("a//b", "/a", "a/") are real levels and
+ * nothing is normalised [MQTT-4.7.3-4]. Tags use MQTT 3.1.1 numbering; MQTT 5.0 numbers the
+ * same statements [MQTT-4.7.0-1] (no wildcard in names), [MQTT-4.7.1-1] ('#'), [MQTT-4.7.1-2]
+ * ('+'). topic_matches is also the reference the trie and retained tree are tested against, so
+ * it is kept a straightforward level-by-level walk. */
 #include "router/topic.h"
 
 #include <string.h>
@@ -54,9 +61,10 @@ bool topic_filter_valid(const uint8_t *f, size_t n)
     if (n > 65535) /* the whole filter, "$share/group/" included [MQTT-4.7.3-3] */
         return false;
     if (topic_share_split(f, n, &g, &gl, &sf, &sfl)) {
+        /* [MQTT-4.8.2-1] non-empty ShareName; [MQTT-4.8.2-2] followed by '/' and a filter */
         if (gl == 0 || sfl == 0)
             return false;
-        for (size_t i = 0; i < gl; i++)
+        for (size_t i = 0; i < gl; i++) /* [MQTT-4.8.2-2] no '+' or '#' ('/' ends it) */
             if (g[i] == '+' || g[i] == '#' || g[i] == 0)
                 return false;
         return plain_filter_valid(sf, sfl);

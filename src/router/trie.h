@@ -65,4 +65,47 @@ int trie_share_pick(struct trie *t, const uint8_t *g, size_t gl, const uint8_t *
 /* Number of subscriptions stored (ordinary entries + share members). */
 size_t trie_count(const struct trie *t);
 
+/* ---- Router-internal: the level -> child map of trie and retained-tree nodes ----
+ *
+ * Maps the text of one topic level to a child node. Also used by retain.c, so it lives here.
+ * Up to ROUTER_MAP_SMALL children the slots are a dense array scanned by hash (no pointer chase
+ * until a hash matches); past that an open-addressing table (linear probing, load <= 1/2,
+ * backward-shift deletion), so a node with 10,000 children (devices/<id>/...) stays O(1). A wide
+ * map that shrinks to ROUTER_MAP_SMALL/2 children becomes dense again; an empty map holds no
+ * memory. Keys are not copied: they point at the child's own level text. All memory is
+ * MEM_ROUTER. Same thread rules as the tree that owns it.
+ *
+ *   dense:  [h1 "a" *] [h2 "b" *] [0] ...           wide:  [0] [h7 "x" *] [0] [h3 "y" *] ...
+ */
+#define ROUTER_MAP_SMALL 8
+
+struct router_map_slot {
+    const uint8_t *key; /* borrowed from the child */
+    uint32_t len;
+    uint32_t hash; /* 0 = empty slot (router_level_hash never returns 0) */
+    void *value;
+};
+
+struct router_map {
+    struct router_map_slot *slots; /* cap slots; empty ones have hash 0 */
+    uint32_t count, cap;
+    bool wide; /* open-addressing table rather than a dense array */
+};
+
+/* Iteration: for (i = 0; i < m->cap; i++) if (m->slots[i].hash) ... (do not modify meanwhile). */
+
+/* Hash of one level's text, never 0. */
+uint32_t router_level_hash(const uint8_t *key, size_t len);
+/* Returns the child stored under key (hash = router_level_hash(key, len)), or NULL. */
+void *router_map_get(const struct router_map *m, const uint8_t *key, size_t len, uint32_t hash);
+/* Adds child value under key, which must not be present yet; key must stay valid and unchanged
+ * while the entry exists. 0 or TERN_ENOMEM (then the map is unchanged). */
+int router_map_put(struct router_map *m, struct mem *mem, const uint8_t *key, size_t len,
+                   uint32_t hash, void *value) TERN_MUST_CHECK;
+/* Removes key if present (never allocates, never fails). */
+void router_map_del(struct router_map *m, struct mem *mem, const uint8_t *key, size_t len,
+                    uint32_t hash);
+/* Frees the slots (not the children). The map is empty and reusable afterwards. */
+void router_map_free(struct router_map *m, struct mem *mem);
+
 #endif
