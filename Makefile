@@ -7,6 +7,7 @@ FUZZ_SECONDS ?= 600
 PY := /usr/bin/python3
 FORMAT_DIRS := src lib tools include tests/unit tests/fuzz
 FORMAT_FILES = $(shell find $(FORMAT_DIRS) -name '*.[ch]' 2>/dev/null | sort)
+FUZZ_TARGETS = $(basename $(notdir $(wildcard tests/fuzz/fuzz_*.c)))
 
 run: ## install missing packages, build release, start ternd on localhost:1883 (ARGS="-v ...")
 	@scripts/deps.sh run
@@ -30,10 +31,10 @@ test-tsan: ## only the concurrency test, against a ThreadSanitizer build
 # crashes are written to build/fuzz-artifacts/.
 fuzz: ## run every fuzz target for FUZZ_SECONDS (default 600) each
 	@scripts/deps.sh test
-	@cmake --preset fuzz >/dev/null && cmake --build --preset fuzz
+	@cmake --preset fuzz >/dev/null && cmake --build --preset fuzz --target $(FUZZ_TARGETS)
 	@mkdir -p build/fuzz-artifacts
-	@for f in build/fuzz/fuzz_*; do \
-	  [ -x "$$f" ] || continue; n=$${f##*/}; t=$${n#fuzz_}; m=$${t%%_*}; \
+	@for n in $(FUZZ_TARGETS); do \
+	  f=build/fuzz/$$n; t=$${n#fuzz_}; m=$${t%%_*}; \
 	  seeds=""; for d in tests/fuzz/corpus/$$t tests/fuzz/corpus/$$m; do \
 	    if [ -d "$$d" ]; then seeds=$$d; break; fi; done; \
 	  mkdir -p build/fuzz-corpus/$$n; echo "== $$n ($(FUZZ_SECONDS) s, seeds: $${seeds:-none})"; \

@@ -21,8 +21,11 @@ case "$mode" in
   format) pkgs="clang-format" ;;
   *) echo "usage: $0 {run|test|format}" >&2; exit 2 ;;
 esac
+# Node.js only when there is none (a NodeSource or nvm node is fine and brings its own npm)
 if [ "$mode" = test ] && ! command -v node > /dev/null 2>&1; then
   pkgs="$pkgs nodejs npm"
+elif [ "$mode" = test ] && ! command -v npm > /dev/null 2>&1; then
+  pkgs="$pkgs npm"
 fi
 
 # one dpkg-query for all (packages dpkg never heard of are simply not listed)

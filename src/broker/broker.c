@@ -118,17 +118,26 @@ int broker_init(struct broker *b, struct config *conf, char *err, size_t errlen)
 
 void broker_fini(struct broker *b)
 {
-    if (b->workers) {
-        for (uint32_t i = 0; i < b->nworkers; i++)
-            if (b->workers[i].b)
-                worker_fini(&b->workers[i]);
-        mem_free(&b->mem, MEM_MISC, b->workers);
-    }
+    /* order matters: messages (in sessions, inboxes, the retained store) go back to the
+     * workers' pools, so the pools are freed last */
+    for (uint32_t i = 0; b->workers && i < b->nworkers; i++)
+        if (b->workers[i].b)
+            client_free_sessions(&b->workers[i]);
+    for (uint32_t i = 0; b->workers && i < b->nworkers; i++)
+        if (b->workers[i].b)
+            worker_fini(&b->workers[i]);
     if (b->subs) {
         trie_destroy(b->subs);
         pthread_rwlock_destroy(&b->subs_lock);
     }
     store_destroy(b->store);
+    b->store = NULL;
+    if (b->workers) {
+        for (uint32_t i = 0; i < b->nworkers; i++)
+            if (b->workers[i].b)
+                msg_pool_fini(&b->workers[i].pool);
+        mem_free(&b->mem, MEM_MISC, b->workers);
+    }
     for (int i = 0; i < b->n_listeners; i++) {
         tls_ctx_free(atomic_load(&b->listeners[i].tls));
         for (int k = 0; k < b->listeners[i].n_old_tls; k++)

@@ -166,6 +166,7 @@ struct worker {
     struct msg **rmsgs; /* retained-on-subscribe scratch */
     uint32_t n_rmsgs, cap_rmsgs;
 
+    struct msg_pool pool; /* small messages published on this worker */
     uint8_t *scratch; /* read buffer: packets are decoded in place, only partial ones are copied */
     struct log_ratelimit drop_log;
     struct stats st;

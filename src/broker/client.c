@@ -178,7 +178,8 @@ void client_detach(struct client *c)
     } else if (s->will) {
         if (s->will_delay_s && s->expiry_s) {
             s->will_timer.kind = 3;
-            wheel_add(&w->wheel, &s->will_timer, w->now_s + s->will_delay_s);
+            /* one-second ticks: +1 so it never fires before the full delay [MQTT-3.1.3-9] */
+            wheel_add(&w->wheel, &s->will_timer, w->now_s + s->will_delay_s + 1);
         } else {
             publish_will(w, s); /* [MQTT-3.1.2-8] */
         }
@@ -189,7 +190,9 @@ void client_detach(struct client *c)
     }
     if (s->expiry_s != UINT32_MAX) {
         s->expiry_timer.kind = 2;
-        wheel_add(&w->wheel, &s->expiry_timer, w->now_s + s->expiry_s);
+        /* +1: the session lives at least its whole expiry interval */
+        wheel_add(&w->wheel, &s->expiry_timer,
+                  w->now_s + (int64_t)s->expiry_s + 1);
     }
 }
 
@@ -263,7 +266,7 @@ static struct msg *make_msg(struct worker *w, const struct mqtt_str *topic,
         }
         forwardable_props(props, fp, &fl);
     }
-    struct msg *m = msg_new(&w->b->mem, topic->p, (uint16_t)topic->len, fl ? fp : NULL, fl,
+    struct msg *m = msg_new(&w->b->mem, &w->pool, topic->p, (uint16_t)topic->len, fl ? fp : NULL, fl,
                             payload->p, payload->len, qos, retain);
     if (fp != stackbuf)
         mem_free(&w->b->mem, MEM_MSG, fp);

@@ -108,6 +108,8 @@ int main(int argc, char **argv)
     char err[512];
     if (conf_path && conf_load_file(&b.mem, conf, conf_path, err, sizeof err)) {
         fprintf(stderr, "ternd: configuration error: %s\n", err);
+        conf_free(&b.mem, conf);
+        mem_free(&b.mem, MEM_CONFIG, conf);
         return 3;
     }
     conf_finish(&b.mem, conf);

@@ -450,7 +450,9 @@ static void adopt(struct worker *w, struct client *c)
     link_client(w, c);
     ep_set(c, true);
     c->ka_timer.kind = 1;
-    wheel_add(&w->wheel, &c->ka_timer, w->now_s + 10);
+    struct config *conf = broker_conf(w->b);
+    wheel_add(&w->wheel, &c->ka_timer,
+              w->now_s + (conf->connect_timeout > 0 ? conf->connect_timeout : 10));
     size_t used = client_process(c, c->rbuf.data, c->rbuf.len);
     if (c->state != CS_CLOSED && !c->migrated) {
         buf_consume(&c->rbuf, used);
@@ -811,6 +813,7 @@ int worker_init(struct broker *b, struct worker *w, uint32_t i, char *err, size_
     for (int k = 0; k < CONF_MAX_LISTENERS; k++)
         w->lfds[k] = -1;
     pthread_mutex_init(&w->inbox_lock, NULL);
+    msg_pool_init(&w->pool, &b->mem);
     hmap_init(&w->sessions, &b->mem);
     hmap_init(&w->session_ids, &b->mem);
     w->epfd = epoll_create1(EPOLL_CLOEXEC);
@@ -840,7 +843,6 @@ void worker_fini(struct worker *w);
 void worker_fini(struct worker *w)
 {
     struct broker *b = w->b;
-    client_free_sessions(w);
     hmap_free(&w->sessions);
     hmap_free(&w->session_ids);
     if (w->outbox) {

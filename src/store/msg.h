@@ -16,6 +16,30 @@
 
 #include "common/alloc.h"
 
+/* A per-worker cache of small message blocks. Messages are allocated by the publisher's worker
+ * and usually freed by a subscriber's: a free from any thread pushes the block on the pool's
+ * lock-free `remote` stack (one CAS); the owner takes the whole stack back (one exchange) when
+ * its local list runs dry. This keeps malloc's per-arena locks off the fan-out path.
+ *
+ *   owner:   alloc -> local list -> (empty) local = exchange(remote, NULL) -> (empty) malloc
+ *   anyone:  free  -> CAS push on remote
+ */
+#define MSG_POOL_BLOCK 256  /* struct msg + topic + props + payload that fit use the pool */
+#define MSG_POOL_MAX 8192   /* blocks kept per pool; more are given back to malloc */
+struct msg_pool_block {
+    struct msg_pool_block *next;
+};
+struct msg_pool {
+    struct msg_pool_block *local;         /* owner thread only */
+    uint32_t nlocal;                      /* owner thread only */
+    _Atomic(struct msg_pool_block *) remote;
+    struct mem *mem;
+};
+/* Initialises an empty pool (owned by one worker). */
+void msg_pool_init(struct msg_pool *p, struct mem *mem);
+/* Frees every cached block. Call after no message of this pool can still be alive. */
+void msg_pool_fini(struct msg_pool *p);
+
 struct msg {
     _Atomic uint32_t refs;
     uint8_t qos;             /* QoS it was published with */
@@ -26,12 +50,13 @@ struct msg {
     int64_t expiry_at_ms;    /* monotonic ms when it expires (v5), 0 = never */
     uint64_t origin_session; /* publishing session id (No Local), 0 = the broker */
     struct mem *mem;         /* allocator it came from (borrowed) */
+    struct msg_pool *pool;   /* pool of its block, NULL when it came from mem_alloc */
     uint8_t data[];          /* topic, properties, payload */
 };
 
 /* Creates a message with one reference held by the caller. Copies topic, props and payload.
- * NULL on ENOMEM. */
-struct msg *msg_new(struct mem *mem, const uint8_t *topic, uint16_t topic_len, const uint8_t *props,
+ * pool: the calling worker's pool (its owner thread only), or NULL. NULL on ENOMEM. */
+struct msg *msg_new(struct mem *mem, struct msg_pool *pool, const uint8_t *topic, uint16_t topic_len, const uint8_t *props,
                     uint32_t props_len, const uint8_t *payload, uint32_t payload_len, uint8_t qos,
                     bool retain);
 /* Adds a reference; returns m. */

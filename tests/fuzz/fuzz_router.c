@@ -1,13 +1,17 @@
 /* fuzz_router.c - libFuzzer target for topic validation, matching, the trie and the retained tree.
  *
- * Input: FILTER '\n' TOPIC (no '\n' = the whole input is both). The validity functions must not
- * crash on any bytes. When the filter and the topic are both valid:
+ * Input: FILTER '\n' TOPIC (no '\n' = the whole input is both), or more generally
+ * FILTER_1 '\n' ... FILTER_k '\n' TOPIC. The validity functions must not crash on any bytes.
+ * For each FILTER_i that is valid with a valid TOPIC:
  *   - topic_matches(filter, topic) equals ref_match below, a naive level-array matcher written
  *     from MQTT 3.1.1 section 4.7 that shares no code with the router;
  *   - a trie holding only that filter (ordinary or $share) delivers to its one subscriber iff
  *     topic_matches; unsubscribing empties it back to its baseline memory;
  *   - a retained tree holding only that topic visits it from retain_match(filter) iff
  *     topic_matches, releases it once when cleared, and returns to its baseline memory.
+ * With several filters, one trie holds all of them (subscriber i at FILTER_i, so they share
+ * nodes, fill wide levels and prune next to each other): TOPIC reaches exactly the subscribers
+ * whose filter ref_match accepts; unsubscribing them in reverse order empties the trie.
  * Seeds: tests/fuzz/corpus/router. */
 #include <stdint.h>
 #include <stdlib.h>
@@ -126,6 +130,19 @@ static bool on_visit(void *ctx, const uint8_t *topic, size_t tn, void *v)
     return true;
 }
 
+/* Replaces a "$share/g/filter" view by its filter part; true when it was shared. */
+static bool plain_filter(const uint8_t **f, size_t *fn)
+{
+    const uint8_t *g, *sf;
+    size_t gl, sfl;
+    if (topic_share_split(*f, *fn, &g, &gl, &sf, &sfl) != 1)
+        return false;
+    ASSERT(gl > 0 && !memchr(g, '/', gl));
+    *f = sf;
+    *fn = sfl;
+    return true;
+}
+
 static void check_trie(const uint8_t *f, size_t fn, const uint8_t *t, size_t tn, bool want)
 {
     struct mem m;
@@ -173,12 +190,9 @@ static void check_retain(const uint8_t *f, size_t fn, const uint8_t *t, size_t t
     ASSERT(unrefs == 2 && mem_total(&m) == 0);
 }
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+/* Checks one filter against the topic (both may be invalid). */
+static void check_pair(const uint8_t *f, size_t fn, const uint8_t *t, size_t tn)
 {
-    const uint8_t *nl = memchr(data, '\n', size);
-    const uint8_t *f = data, *t = nl ? nl + 1 : data;
-    size_t fn = nl ? (size_t)(nl - data) : size, tn = nl ? size - fn - 1 : size;
-
     bool fv = topic_filter_valid(f, fn), tv = topic_name_valid(t, tn);
     (void)topic_filter_valid(t, tn);
     (void)topic_name_valid(f, fn);
@@ -187,20 +201,98 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (tv && !(tn >= 7 && memcmp(t, "$share/", 7) == 0))
         ASSERT(topic_filter_valid(t, tn) && topic_matches(t, tn, t, tn));
     if (!fv || !tv)
-        return 0;
-
-    const uint8_t *g, *sf;
-    size_t gl, sfl;
-    bool shared = topic_share_split(f, fn, &g, &gl, &sf, &sfl) == 1;
-    if (!shared) {
-        sf = f;
-        sfl = fn;
-    } else {
-        ASSERT(gl > 0 && sfl > 0 && !memchr(g, '/', gl));
-    }
+        return;
+    const uint8_t *sf = f;
+    size_t sfl = fn;
+    if (plain_filter(&sf, &sfl))
+        ASSERT(sfl > 0);
     bool want = topic_matches(sf, sfl, t, tn);
     ASSERT(want == ref_match(sf, sfl, t, tn));
     check_trie(f, fn, t, tn, want);
     check_retain(sf, sfl, t, tn, want);
+}
+
+#define MAX_FILTERS 64
+
+struct multi_hits {
+    int n[MAX_FILTERS];
+};
+
+static void on_multi(void *ctx, const struct sub_entry *e)
+{
+    ASSERT(e->session_id < MAX_FILTERS);
+    ((struct multi_hits *)ctx)->n[e->session_id]++;
+}
+
+static void on_multi_share(void *ctx, const uint8_t *g, size_t gl, const struct sub_entry *members,
+                           size_t n, _Atomic uint32_t *cursor)
+{
+    ASSERT(n >= 1 && cursor);
+    for (size_t i = 0; i < n; i++)
+        on_multi(ctx, &members[i]);
+}
+
+/* One trie holding every valid filter line; the topic reaches exactly the matching ones. */
+static void check_multi(const uint8_t *const *fs, const size_t *fls, size_t k, const uint8_t *t,
+                        size_t tn)
+{
+    if (!topic_name_valid(t, tn))
+        return;
+    struct mem m;
+    mem_init(&m);
+    struct trie *tr = trie_create(&m);
+    ASSERT(tr);
+    long long base = mem_total(&m);
+    bool ok[MAX_FILTERS];
+    size_t live = 0;
+    for (size_t i = 0; i < k; i++) {
+        ok[i] = topic_filter_valid(fs[i], fls[i]);
+        if (!ok[i])
+            continue;
+        struct sub_entry e = {.session_id = i};
+        bool replaced;
+        ASSERT(trie_subscribe(tr, fs[i], fls[i], &e, &replaced) == 0 && !replaced);
+        live++;
+    }
+    ASSERT(trie_count(tr) == live);
+    struct multi_hits h;
+    memset(&h, 0, sizeof h);
+    trie_match(tr, t, tn, on_multi, on_multi_share, &h);
+    for (size_t i = 0; i < k; i++) {
+        const uint8_t *sf = fs[i];
+        size_t sfl = fls[i];
+        if (ok[i])
+            plain_filter(&sf, &sfl);
+        ASSERT(h.n[i] == (ok[i] && ref_match(sf, sfl, t, tn) ? 1 : 0));
+    }
+    for (size_t i = k; i-- > 0;)
+        if (ok[i])
+            ASSERT(trie_unsubscribe(tr, fs[i], fls[i], i) == 0);
+    ASSERT(trie_count(tr) == 0 && mem_total(&m) == base);
+    trie_destroy(tr);
+    ASSERT(mem_total(&m) == 0);
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    const uint8_t *lines[MAX_FILTERS + 1];
+    size_t lens[MAX_FILTERS + 1], k = 0, start = 0;
+    for (size_t i = 0; i <= size && k < MAX_FILTERS + 1; i++) {
+        if (i == size || data[i] == '\n') {
+            lines[k] = data + start;
+            lens[k++] = i - start;
+            start = i + 1;
+        }
+    }
+    if (k == 1) { /* no newline: the input is both the filter and the topic */
+        check_pair(data, size, data, size);
+        return 0;
+    }
+    const uint8_t *t = lines[k - 1];
+    size_t tn = lens[k - 1];
+    for (size_t i = 0; i + 1 < k; i++)
+        check_pair(lines[i], lens[i], t, tn);
+    if (k > 2)
+        check_multi(lines, lens, k - 1, t, tn);
     return 0;
 }

@@ -252,6 +252,63 @@ def test_messages_on_a_topic_arrive_in_publish_order(broker):
     s.no_packet(0.2)
 
 
+
+def test_pubrel_for_unknown_id_gets_pubcomp(broker):
+    """A PUBREL for an id the broker holds no QoS 2 state for is still answered with a PUBCOMP
+    echoing it (a repeated PUBREL after a reconnect looks like this) [MQTT-4.3.3-2]
+    [MQTT-2.3.1-6]."""
+    b = broker()
+    p = client(b, "lonely-rel")
+    p.send(tl.pubrel(77))
+    expect_ack(p, tl.PUBCOMP, 77)
+
+
+def test_qos2_inbound_state_survives_reconnect(broker):
+    """A clean-session-0 publisher whose QoS 2 PUBLISH got a PUBREC loses its connection; on
+    reconnect it resends the PUBLISH (DUP=1, same id) and then PUBRELs: the broker answers PUBREC
+    and PUBCOMP and the message is delivered once. Another one reconnects and sends only the
+    PUBREL: one delivery too [MQTT-4.3.3-2] [MQTT-4.4.0-1] [MQTT-3.1.2-4]."""
+    b = broker()
+    s = client(b, "q2rc-sub")
+    sub(s, 1, [("q2rc/#", 1)])
+    for cid, resend in (("q2rc-resend", True), ("q2rc-relonly", False)):
+        p, _ = tl.connect_client(b, cid, clean=False)
+        p.send(tl.publish(f"q2rc/{cid}", b"once", 2, pid=300))
+        expect_ack(p, tl.PUBREC, 300)
+        p.close()
+        p, present = tl.connect_client(b, cid, clean=False)
+        assert present
+        if resend:
+            p.send(tl.publish(f"q2rc/{cid}", b"once", 2, dup=True, pid=300))
+            expect_ack(p, tl.PUBREC, 300)
+        p.send(tl.pubrel(300))
+        expect_ack(p, tl.PUBCOMP, 300)
+    got = collect(s, 2)
+    assert sorted(m["topic"] for m in got) == ["q2rc/q2rc-relonly", "q2rc/q2rc-resend"]
+    s.no_packet(0.4)
+
+
+def test_large_messages_to_a_slow_reader_arrive_whole_and_in_order(broker):
+    """Forty 256 KiB QoS 1 messages published while the subscriber does not read (the broker
+    must buffer or hold them back) all arrive intact, in order, once it reads; a QoS 0
+    subscriber of the same topic gets a 1 MiB message intact [MQTT-4.6.0-6] [MQTT-4.3.2-1]."""
+    b = broker()
+    slow = client(b, "slow-reader")
+    sub(slow, 1, [("big/t", 1)])
+    q0 = client(b, "big-q0")
+    sub(q0, 1, [("big/one", 0)])
+    p = client(b, "big-pub")
+    payloads = [bytes([i]) * (256 * 1024) for i in range(40)]
+    for i, data in enumerate(payloads):
+        pub(p, "big/t", data, 1, pid=i + 1)
+    huge = bytes(range(256)) * 4096
+    pub(p, "big/one", huge, 1, pid=100)
+    m = collect(q0, 1)[0]
+    assert m["qos"] == 0 and bytes(m["payload"]) == huge
+    got = collect(slow, 40, timeout=20)
+    assert [bytes(m["payload"]) == data for m, data in zip(got, payloads)] == [True] * 40
+
+
 # ---- redelivery ----
 
 def test_unacknowledged_messages_resent_with_dup_on_reconnect(broker):

@@ -279,3 +279,28 @@ def test_online_queue_behind_inflight_window_is_bounded(broker):
     got = collect(s, 5)
     assert [bytes(m["payload"]) for m in got] == [b"m%d" % i for i in range(5)]
     s.no_packet(0.4)
+
+
+def test_reconnect_resends_inflight_then_queued_in_order(broker):
+    """max_inflight_messages 2: a clean-session-0 subscriber holding 2 unacknowledged messages
+    and 2 queued behind them drops its connection; 2 more are published while it is offline. On
+    reconnect it gets the 2 in flight again (DUP=1, same ids) and then the other 4 (DUP=0), all in
+    publish order [MQTT-4.4.0-1] [MQTT-4.6.0-1] [MQTT-4.6.0-6] [MQTT-3.1.2-5] [MQTT-3.3.1-1]."""
+    b = broker("max_inflight_messages 2")
+    s, _ = tl.connect_client(b, "resend-order", clean=False)
+    sub(s, 1, [("ro/t", 1)])
+    p = client(b, "ro-pub")
+    for i in range(4):
+        pub(p, "ro/t", b"m%d" % i, 1, pid=i + 1)
+    first = [tl.parse_publish(*s.expect(tl.PUBLISH, T)) for _ in range(2)]
+    assert [bytes(m["payload"]) for m in first] == [b"m0", b"m1"]
+    s.close()
+    for i in range(4, 6):
+        pub(p, "ro/t", b"m%d" % i, 1, pid=i + 1)
+    s, present = tl.connect_client(b, "resend-order", clean=False)
+    assert present
+    got = collect(s, 6)
+    assert [bytes(m["payload"]) for m in got] == [b"m%d" % i for i in range(6)]
+    assert [m["dup"] for m in got] == [True, True, False, False, False, False]
+    assert [m["pid"] for m in got[:2]] == [m["pid"] for m in first]
+    s.no_packet(0.3)

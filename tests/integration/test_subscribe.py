@@ -273,15 +273,19 @@ def test_overlapping_subscriptions_deliver_at_highest_qos(broker):
 
 # ---- matching ----
 
-TOPICS = ["w", "w/b", "w/b/c", "w//c", "/x", "x/b/y", "w/b/c/d", "W/b"]
+# "\u00e9/x" (precomposed) and "e\u0301/x" (decomposed) are the same text to a human, not
+# to MQTT: no normalisation [MQTT-4.7.3-4]
+TOPICS = ["w", "w/b", "w/b/c", "w//c", "/x", "x/b/y", "w/b/c/d", "W/b", "\u00e9/x", "e\u0301/x"]
 MATCHES = {  # filter -> topics of TOPICS it matches
     "+": {"w"},
     "#": set(TOPICS),
     "+/#": set(TOPICS),
+    "\u00e9/+": {"\u00e9/x"},
+    "+/x": {"/x", "\u00e9/x", "e\u0301/x"},
     "w/+": {"w/b"},
     "w/#": {"w", "w/b", "w/b/c", "w//c", "w/b/c/d"},
     "w/+/c": {"w/b/c", "w//c"},
-    "+/+": {"w/b", "/x", "W/b"},
+    "+/+": {"w/b", "/x", "W/b", "\u00e9/x", "e\u0301/x"},
     "/+": {"/x"},
     "+/b/+": {"w/b/c", "x/b/y"},
     "w/b/c/d": {"w/b/c/d"},

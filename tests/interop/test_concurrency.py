@@ -107,7 +107,7 @@ def _run(broker_port, qos):
     expected = PUBLISHERS * MESSAGES * SUBSCRIBERS
     acked = 0
     total = 0
-    deadline = time.monotonic() + 60
+    deadline = time.monotonic() + 25  # the whole test stays well under 30 s even under ASan
     while (total < expected or acked < PUBLISHERS * MESSAGES) and time.monotonic() < deadline:
         for key, _ in sel.select(timeout=1):
             c = key.data

@@ -37,7 +37,7 @@ static int drain(struct outq *q, uint8_t version, struct mqtt_packet *out, int m
 
 static struct msg *mk(const char *topic, const char *payload, uint8_t qos)
 {
-    return msg_new(&m, (const uint8_t *)topic, (uint16_t)strlen(topic), NULL, 0,
+    return msg_new(&m, NULL, (const uint8_t *)topic, (uint16_t)strlen(topic), NULL, 0,
                    (const uint8_t *)payload, (uint32_t)strlen(payload), qos, false);
 }
 
