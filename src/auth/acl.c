@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "common/file.h"
 #include "common/hmap.h"
 #include "router/topic.h"
 
@@ -214,41 +215,11 @@ int acl_parse(struct mem *mem, const char *name, const char *text, struct acl **
 
 int acl_load(struct mem *mem, const char *path, struct acl **out, char *err, size_t errlen)
 {
-    FILE *f = fopen(path, "r");
-    if (!f) {
-        snprintf(err, errlen, "%s: cannot open: %s", path, strerror(errno));
-        return TERN_EIO;
-    }
-    size_t cap = 1 << 16, len = 0;
-    char *text = mem_alloc(mem, MEM_AUTH, cap + 1);
-    int rc = text ? 0 : TERN_ENOMEM;
-    while (!rc) {
-        len += fread(text + len, 1, cap - len, f);
-        if (len < cap)
-            break;
-        if (cap >= (16u << 20)) {
-            snprintf(err, errlen, "%s: larger than 16 MiB", path);
-            rc = TERN_EINVAL;
-            break;
-        }
-        char *nt = mem_realloc(mem, MEM_AUTH, text, cap * 2 + 1);
-        if (!nt) {
-            rc = TERN_ENOMEM;
-            break;
-        }
-        text = nt;
-        cap *= 2;
-    }
-    fclose(f);
-    if (!rc) {
-        text[len] = '\0';
-        if (strlen(text) != len) {
-            snprintf(err, errlen, "%s: NUL byte in file", path);
-            rc = TERN_EINVAL;
-        } else {
-            rc = acl_parse(mem, path, text, out, err, errlen);
-        }
-    }
+    char *text;
+    int rc = file_read_text(mem, MEM_AUTH, path, 16u << 20, &text, err, errlen);
+    if (rc)
+        return rc;
+    rc = acl_parse(mem, path, text, out, err, errlen);
     mem_free(mem, MEM_AUTH, text);
     return rc;
 }

@@ -13,6 +13,7 @@
 
 #include "auth/auth.h"
 #include "auth/auth_internal.h"
+#include "common/file.h"
 #include "common/hmap.h"
 
 size_t auth_b64_decode(const char *in, size_t n, uint8_t *out, size_t cap)
@@ -233,46 +234,11 @@ int auth_db_parse(struct mem *mem, const char *name, const char *text, struct au
 
 int auth_db_load(struct mem *mem, const char *path, struct auth_db **out, char *err, size_t errlen)
 {
-    FILE *f = fopen(path, "r");
-    if (!f) {
-        snprintf(err, errlen, "%s: cannot open: %s", path, strerror(errno));
-        return TERN_EIO;
-    }
-    size_t cap = 1 << 20, len = 0;
-    char *text = mem_alloc(mem, MEM_AUTH, cap + 1);
-    if (!text) {
-        fclose(f);
-        return TERN_ENOMEM;
-    }
-    int rc = 0;
-    for (;;) {
-        size_t r = fread(text + len, 1, cap - len, f);
-        len += r;
-        if (len < cap)
-            break;
-        if (cap >= (64u << 20)) {
-            snprintf(err, errlen, "%s: larger than 64 MiB", path);
-            rc = TERN_EINVAL;
-            break;
-        }
-        char *nt = mem_realloc(mem, MEM_AUTH, text, cap * 2 + 1);
-        if (!nt) {
-            rc = TERN_ENOMEM;
-            break;
-        }
-        text = nt;
-        cap *= 2;
-    }
-    fclose(f);
-    if (!rc) {
-        text[len] = '\0';
-        if (strlen(text) != len) {
-            snprintf(err, errlen, "%s: NUL byte in file", path);
-            rc = TERN_EINVAL;
-        } else {
-            rc = auth_db_parse(mem, path, text, out, err, errlen);
-        }
-    }
+    char *text;
+    int rc = file_read_text(mem, MEM_AUTH, path, 64u << 20, &text, err, errlen);
+    if (rc)
+        return rc;
+    rc = auth_db_parse(mem, path, text, out, err, errlen);
     mem_free(mem, MEM_AUTH, text);
     return rc;
 }

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/file.h"
 #include "common/log.h"
 
 #define G(field) offsetof(struct config, field)
@@ -581,51 +582,12 @@ int conf_load_string(struct mem *mem, struct config *c, const char *name, const 
 
 int conf_load_file(struct mem *mem, struct config *c, const char *path, char *err, size_t errlen)
 {
-    FILE *f = fopen(path, "r");
-    if (!f) {
-        snprintf(err, errlen, "%s: cannot open: %s", path, strerror(errno));
-        return TERN_EINVAL;
-    }
-    char *text = NULL;
-    size_t len = 0, cap = 0;
-    int rc = 0;
-    for (;;) {
-        if (len + 4096 + 1 > cap) {
-            size_t ncap = cap ? cap * 2 : 8192;
-            if (ncap > (64u << 20)) {
-                snprintf(err, errlen, "%s: file larger than 64 MiB", path);
-                rc = TERN_EINVAL;
-                goto out;
-            }
-            char *nt = mem_realloc(mem, MEM_CONFIG, text, ncap);
-            if (!nt) {
-                snprintf(err, errlen, "%s: out of memory", path);
-                rc = TERN_ENOMEM;
-                goto out;
-            }
-            text = nt;
-            cap = ncap;
-        }
-        size_t r = fread(text + len, 1, 4096, f);
-        len += r;
-        if (r < 4096)
-            break;
-    }
-    if (ferror(f)) {
-        snprintf(err, errlen, "%s: read error", path);
-        rc = TERN_EINVAL;
-        goto out;
-    }
-    text[len] = '\0';
-    if (strlen(text) != len) {
-        snprintf(err, errlen, "%s: NUL byte in file", path);
-        rc = TERN_EINVAL;
-        goto out;
-    }
+    char *text;
+    int rc = file_read_text(mem, MEM_CONFIG, path, 64u << 20, &text, err, errlen);
+    if (rc)
+        return TERN_EINVAL; /* callers report err; every failure is a configuration error */
     rc = conf_load_string(mem, c, path, text, err, errlen);
-out:
     mem_free(mem, MEM_CONFIG, text);
-    fclose(f);
     return rc;
 }
 
