@@ -33,6 +33,8 @@ static void usage(FILE *f)
             "listener and then 'ready' on standard output.\n");
 }
 
+static int write_ready_file(const char *path, const char *text);
+
 static int write_ready(struct broker *b, const char *path)
 {
     char text[CONF_MAX_LISTENERS * 96 + 8];
@@ -42,11 +44,18 @@ static int write_ready(struct broker *b, const char *path)
         off += (size_t)snprintf(text + off, sizeof text - off, "listen mqtt %s %d\n",
                                 addr && *addr ? addr : "*", b->listeners[i].port);
     }
+    int rc = 0;
+    if (path) /* the file first: whoever reads "ready" on stdout may read the file at once */
+        rc = write_ready_file(path, text);
     fputs(text, stdout);
     fputs("ready\n", stdout);
     fflush(stdout);
-    if (!path)
-        return 0;
+    return rc;
+}
+
+/* Writes the ready lines to path atomically (temporary file + rename). */
+static int write_ready_file(const char *path, const char *text)
+{
     char tmp[4096];
     snprintf(tmp, sizeof tmp, "%s.tmp", path);
     FILE *f = fopen(tmp, "w");

@@ -45,8 +45,8 @@ struct retain {
     size_t count;
 };
 
-static struct rnode *rnode_new(struct retain *r, struct rnode *parent, const uint8_t *l,
-                               size_t len, uint32_t lhash)
+static struct rnode *rnode_new(struct retain *r, struct rnode *parent, const uint8_t *l, size_t len,
+                               uint32_t lhash)
 {
     struct rnode *n = mem_calloc(r->mem, MEM_ROUTER, sizeof *n + len);
     if (!n)
@@ -192,8 +192,8 @@ void *retain_get(struct retain *r, const uint8_t *t, size_t n)
 
 /* ---- matching and walking ---- */
 
-#define ALL_BELOW SIZE_MAX /* filter position meaning "everything below matches" ('#') */
-#define WALK_STACK 32      /* pending child iterations per frame; deeper ones recurse */
+#define ALL_BELOW  SIZE_MAX /* filter position meaning "everything below matches" ('#') */
+#define WALK_STACK 32       /* pending child iterations per frame; deeper ones recurse */
 
 struct rmatch {
     const uint8_t *f;
@@ -268,8 +268,8 @@ static bool match_from(const struct rmatch *m, const struct rnode *n, size_t pos
                 expand = true;
                 child_pos = e + 1;
             } else {
-                const struct rnode *c = router_map_get(
-                    &n->children, m->f + pos, e - pos, router_level_hash(m->f + pos, e - pos));
+                const struct rnode *c = router_map_get(&n->children, m->f + pos, e - pos,
+                                                       router_level_hash(m->f + pos, e - pos));
                 if (c) { /* a literal level: follow it without a frame */
                     n = c;
                     pos = e + 1;

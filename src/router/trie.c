@@ -44,8 +44,7 @@ static bool slot_is(const struct router_map_slot *s, const uint8_t *key, size_t 
 }
 
 /* Index of key's slot in a wide map, or of the empty slot where it would go. */
-static uint32_t wide_find(const struct router_map *m, const uint8_t *key, size_t len,
-                          uint32_t hash)
+static uint32_t wide_find(const struct router_map *m, const uint8_t *key, size_t len, uint32_t hash)
 {
     uint32_t mask = m->cap - 1;
     uint32_t i = hash & mask;
@@ -127,8 +126,8 @@ static void wide_to_dense(struct router_map *m, struct mem *mem)
             m->slots[k++] = m->slots[i];
     memset(m->slots + k, 0, (m->cap - k) * sizeof *m->slots);
     m->wide = false;
-    struct router_map_slot *ns = mem_realloc(mem, MEM_ROUTER, m->slots,
-                                             ROUTER_MAP_SMALL * sizeof *ns);
+    struct router_map_slot *ns =
+        mem_realloc(mem, MEM_ROUTER, m->slots, ROUTER_MAP_SMALL * sizeof *ns);
     if (ns) {
         m->slots = ns;
         m->cap = ROUTER_MAP_SMALL;
@@ -232,8 +231,7 @@ static int index_rebuild(struct mem *mem, struct entry_set *s, uint32_t icap)
 }
 
 /* Adds e, or replaces the entry of the same session. 0 or TERN_ENOMEM (s unchanged). */
-static int set_add(struct mem *mem, struct entry_set *s, const struct sub_entry *e,
-                   bool *replaced)
+static int set_add(struct mem *mem, struct entry_set *s, const struct sub_entry *e, bool *replaced)
 {
     long k = set_find(s, e->session_id);
     if (k >= 0) {
@@ -320,7 +318,7 @@ struct node {
     struct entry_set subs;
     struct share_group **shares;
     uint32_t nshares;
-    uint32_t len;  /* level text length */
+    uint32_t len;   /* level text length */
     uint32_t lhash; /* router_level_hash of the level text */
     uint8_t text[]; /* level text, len bytes */
 };
@@ -420,8 +418,7 @@ static bool is_level(const uint8_t *l, size_t len, char c)
 }
 
 /* Child of n for filter level l[0..len): '+', '#' or exact; created when create is set. */
-static struct node *child(struct trie *t, struct node *n, const uint8_t *l, size_t len,
-                          bool create)
+static struct node *child(struct trie *t, struct node *n, const uint8_t *l, size_t len, bool create)
 {
     uint32_t h = router_level_hash(l, len);
     struct node **wild = is_level(l, len, '+') ? &n->plus : is_level(l, len, '#') ? &n->hash : NULL;
