@@ -57,7 +57,8 @@ def suback_codes(c, flt, qos=0, level=4, pid=1):
 
 
 def test_device_example_exactly(secured):
-    """device1 may publish only sensors/device1/data and read only commands/device1/#."""
+    """device1 may publish only sensors/device1/data and read only commands/device1/#; a
+    denied 3.1.1 PUBLISH is acknowledged and not delivered [MQTT-3.3.5-2]."""
     b = secured
     admin = client(b, "adm", "admin", "ad")
     assert suback_codes(admin, "#") == [0]

@@ -23,7 +23,9 @@ def connack(b, data, timeout=5):
 # ---- CONNECT ----
 
 def test_mqtt311_and_mqtt31_accepted(broker):
-    """[MQTT-3.1.2-2] levels 4 ("MQTT") and 3 ("MQIsdp") are supported."""
+    """[MQTT-3.1.2-2] levels 4 ("MQTT") and 3 ("MQIsdp") are supported; a valid CONNECT
+    (fields in order [MQTT-3.1.3-1], client id identifying the session [MQTT-3.1.3-2]) gets
+    CONNACK 0 [MQTT-3.1.4-4] as the first packet from the server [MQTT-3.2.0-1]."""
     b = broker()
     _, _, rc = connack(b, connect("v4"))
     assert rc == 0
@@ -33,7 +35,8 @@ def test_mqtt311_and_mqtt31_accepted(broker):
 
 @pytest.mark.parametrize("name,level", [(b"MQTT", 3), (b"MQTT", 6), (b"MQIsdp", 4)])
 def test_unsupported_level_gets_0x01_then_close(broker, name, level):
-    """[MQTT-3.1.2-2] unacceptable protocol level: CONNACK 0x01, then the connection closes."""
+    """[MQTT-3.1.2-2] unacceptable protocol level: CONNACK 0x01, then the connection closes
+    [MQTT-3.2.2-5]; nothing after the refused CONNECT is processed [MQTT-3.1.4-5]."""
     b = broker()
     c = RawClient(b.host, b.port)
     c.send(connect("lvl", proto_level=level, proto_name=name))
@@ -52,7 +55,8 @@ def test_bad_protocol_name_closes(broker):
 @pytest.mark.parametrize("flags", [0x03, 0x02 | 0x08, 0x02 | 0x20, 0x02 | 0x04 | 0x18, 0x42])
 def test_invalid_connect_flags_close(broker, flags):
     """[MQTT-3.1.2-3] reserved bit; [MQTT-3.1.2-11] [MQTT-3.1.2-13] will QoS/retain without will;
-    [MQTT-3.1.2-14] will QoS 3; [MQTT-3.1.2-22] password without user name: all close."""
+    [MQTT-3.1.2-14] will QoS 3; [MQTT-3.1.2-22] [MQTT-3.1.2-20] password without user name: all
+    close without a CONNACK [MQTT-3.1.4-1]."""
     b = broker()
     c = RawClient(b.host, b.port)
     body = (tl.mqtt_str("MQTT") + bytes([4, flags]) + struct.pack("!H", 60) + tl.mqtt_str("f")
@@ -65,7 +69,8 @@ def test_invalid_connect_flags_close(broker, flags):
 @pytest.mark.ternd_only  # mosquitto 2 accepts 3.1 client ids longer than 23 bytes
 def test_client_id_rules(broker):
     """[MQTT-3.1.3-6] empty id + clean session: accepted with an assigned id; [MQTT-3.1.3-8]
-    empty id + clean session 0: CONNACK 0x02 and close; 3.1 ids longer than 23: 0x02."""
+    empty id + clean session 0: CONNACK 0x02 and close [MQTT-3.1.3-9] [MQTT-3.1.3-7]; 3.1 ids
+    longer than 23: 0x02."""
     b = broker()
     _, _, rc = connack(b, connect("", clean=True))
     assert rc == 0
@@ -86,6 +91,16 @@ def test_anonymous_refused_on_non_anonymous_listener(broker):
     c, _, rc = connack(b, connect("anon"))
     assert rc == 5
     c.expect_closed()
+
+
+def test_invalid_utf8_will_topic_closes(broker):
+    """[MQTT-3.1.3-10] the Will Topic must be UTF-8: ill-formed UTF-8 closes the connection."""
+    b = broker()
+    c = RawClient(b.host, b.port)
+    body = (tl.mqtt_str("MQTT") + bytes([4, 0x06]) + struct.pack("!H", 60) + tl.mqtt_str("wu")
+            + struct.pack("!H", 2) + b"\xc3\x28" + tl.mqtt_str("x"))
+    c.send(packet(0x10, body))
+    assert c.expect_closed() == []
 
 
 def test_first_packet_must_be_connect(broker):
@@ -109,7 +124,8 @@ def test_second_connect_is_a_protocol_violation(broker):
 def test_session_present_and_persistent_subscriptions(broker):
     """[MQTT-3.2.2-1] clean session: present 0; [MQTT-3.2.2-2] resumed: present 1 and the
     subscription still delivers [MQTT-3.1.2-4] [MQTT-3.1.2-5]; [MQTT-3.1.2-6] clean session
-    discards it."""
+    discards it; CleanSession processing on a valid CONNECT [MQTT-3.1.4-3], Session Present 0
+    without stored state [MQTT-3.2.2-3], the session lasts while connected [MQTT-4.1.0-2]."""
     b = broker()
     c, present = connect_client(b, "sess", clean=False)
     assert not present
@@ -223,7 +239,8 @@ def will_watcher(b, cid="watch"):
 
 
 def test_will_on_abnormal_close(broker):
-    """[MQTT-3.1.2-8] the will is published when the connection is lost; QoS honoured."""
+    """[MQTT-3.1.2-8] the will is published when the connection is lost; QoS honoured; will
+    retain 0 publishes it non-retained [MQTT-3.1.2-16]."""
     b = broker()
     w = will_watcher(b)
     c, _ = connect_client(b, "dies", will_topic="will/dies", will_payload=b"gone", will_qos=1)
@@ -231,12 +248,16 @@ def test_will_on_abnormal_close(broker):
     flags, body = w.expect(PUBLISH)
     m = parse_publish(flags, body)
     assert (m["topic"], m["payload"], m["qos"]) == ("will/dies", b"gone", 1)
+    assert not m["retain"]
 
 
 def test_no_will_after_disconnect(broker):
-    """[MQTT-3.1.2-10] DISCONNECT deletes the will."""
+    """[MQTT-3.1.2-10] DISCONNECT deletes the will; [MQTT-3.1.2-12] without the Will Flag
+    nothing is published when the connection is lost."""
     b = broker()
     w = will_watcher(b)
+    nowill, _ = connect_client(b, "nowill")
+    nowill.close()
     c, _ = connect_client(b, "polite", will_topic="will/polite", will_payload=b"no")
     c.send(tl.disconnect())
     c.expect_closed()

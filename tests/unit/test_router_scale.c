@@ -345,8 +345,8 @@ static void test_trie_random_wide(void)
             for (int i = 0; i < NS; i++) {
                 int want = live[i] && rec_match(plain[i], topic);
                 if (hits.n[i] != want) {
-                    CHECK_MSG(hits.n[i] == want, "'%s' on '%s': %d deliveries, want %d",
-                              filters[i], topic, hits.n[i], want);
+                    CHECK_MSG(hits.n[i] == want, "'%s' on '%s': %d deliveries, want %d", filters[i],
+                              topic, hits.n[i], want);
                     break;
                 }
             }
@@ -551,6 +551,95 @@ static void test_retain_shrink_iteration(void)
     CHECK_EQ(mem_total(&m), 0);
 }
 
+/* x/+/#, x/x/+/#, ... x^k/+/#: along topic x^60 every level has both an exact and a '+' branch,
+ * so more '+' branches are pending than the matcher's local stack holds. */
+static void test_trie_many_pending_branches(void)
+{
+    enum { K = 60 };
+    struct mem m;
+    mem_init(&m);
+    struct trie *t = trie_create(&m);
+    CHECK(t != NULL);
+    if (!t)
+        return;
+    char f[4 * K + 8], topic[2 * K + 2];
+    bool rep;
+    for (int k = 0; k < K; k++) {
+        size_t len = 0;
+        for (int i = 0; i < k; i++)
+            len += (size_t)snprintf(f + len, sizeof f - len, "x/");
+        snprintf(f + len, sizeof f - len, "+/#");
+        CHECK_EQ(sub(t, f, (uint64_t)k, 0, &rep), 0);
+    }
+    size_t len = 0;
+    for (int i = 0; i < K; i++)
+        len += (size_t)snprintf(topic + len, sizeof topic - len, "%sx", i ? "/" : "");
+    match(t, topic);
+    for (int k = 0; k < K; k++)
+        CHECK_MSG(hits.n[k] == 1, "x^%d/+/# delivered %d times", k, hits.n[k]);
+    trie_destroy(t);
+    CHECK_EQ(mem_total(&m), 0);
+}
+
+/* Allocation failures while a level map turns wide, an entry set gets its index, and the
+ * retained tree's map grows: nothing changes, nothing leaks. */
+static void test_enomem_growth(void)
+{
+    struct mem m;
+    mem_init(&m);
+    struct trie *t = trie_create(&m);
+    struct retain *r = retain_create(&m, on_unref);
+    CHECK(t && r);
+    if (!t || !r)
+        goto out;
+    static int v;
+    char f[32];
+    bool rep;
+    for (int i = 0; i < ROUTER_MAP_SMALL; i++) {
+        snprintf(f, sizeof f, "w/%d", i);
+        CHECK_EQ(sub(t, f, 1, 0, &rep), 0);
+        CHECK_EQ(retain_set(r, S(f), &v), 0);
+    }
+    for (uint64_t i = 0; i < 16; i++) /* INDEX_MIN subscribers: the next one needs the index */
+        CHECK_EQ(sub(t, "s", 100 + i, 0, &rep), 0);
+    unrefs = 0;
+    static const char *const grow[] = {"w/new", "s"};
+    for (int g = 0; g < 2; g++) {
+        int rc = TERN_ENOMEM;
+        for (long long n = 0; rc == TERN_ENOMEM && n < 16; n++) {
+            atomic_store(&m.fail_after, n);
+            rc = sub(t, grow[g], 200, 0, &rep);
+            atomic_store(&m.fail_after, -1);
+            if (rc == TERN_ENOMEM) {
+                CHECK_EQ(trie_count(t), (size_t)(ROUTER_MAP_SMALL + 16 + g));
+                match(t, grow[g]);
+                CHECK_EQ(hits.n[200], 0);
+            }
+        }
+        CHECK_EQ(rc, 0);
+        match(t, grow[g]);
+        CHECK_EQ(hits.n[200], 1);
+        CHECK_EQ(hits.n[100], g == 1);
+    }
+    int rc = TERN_ENOMEM;
+    for (long long n = 0; rc == TERN_ENOMEM && n < 16; n++) {
+        atomic_store(&m.fail_after, n);
+        rc = retain_set(r, S("w/new"), &v);
+        atomic_store(&m.fail_after, -1);
+        if (rc == TERN_ENOMEM) {
+            CHECK_EQ(retain_count(r), (size_t)ROUTER_MAP_SMALL);
+            CHECK(retain_get(r, S("w/new")) == NULL);
+            CHECK_EQ(unrefs, 0);
+        }
+    }
+    CHECK_EQ(rc, 0);
+    CHECK(retain_get(r, S("w/new")) == &v && retain_get(r, S("w/3")) == &v);
+out:
+    trie_destroy(t);
+    retain_destroy(r);
+    CHECK_EQ(mem_total(&m), 0);
+}
+
 void unit_main(void)
 {
     UNIT_RUN(test_rec_match_sanity);
@@ -561,4 +650,6 @@ void unit_main(void)
     UNIT_RUN(test_deep_topics);
     UNIT_RUN(test_retain_wide);
     UNIT_RUN(test_retain_shrink_iteration);
+    UNIT_RUN(test_trie_many_pending_branches);
+    UNIT_RUN(test_enomem_growth);
 }
