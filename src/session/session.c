@@ -555,8 +555,9 @@ uint32_t sess_take_shared(struct session *s, sess_move_fn fn, void *ctx)
     uint32_t moved = 0;
     for (uint32_t i = 0; i < s->in_count; i++) {
         struct sess_out *o = in_at(s, i);
-        /* after PUBREC the receiver owns the message: it must not be sent twice */
-        if (!(o->flags & SESS_F_SHARED) || o->state == SESS_WAIT_PUBCOMP)
+        /* QoS 2 already sent to this member must be completed with it when it reconnects,
+         * never given to another [MQTT-4.8.2-4] [MQTT-4.8.2-5]; QoS 1 may move [MQTT-4.8.2-?] */
+        if (!(o->flags & SESS_F_SHARED) || o->qos == 2)
             continue;
         fn(ctx, o->m, o->qos);
         in_remove(s, i--);

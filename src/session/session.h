@@ -157,9 +157,10 @@ bool sess_qos2_in_end(struct session *s, uint16_t pid);
 int sess_resume(struct session *s, struct outq *out, int64_t now_ms);
 /* Sends queued messages while the inflight window has room. */
 int sess_pump(struct session *s, struct outq *out, int64_t now_ms);
-/* Removes the QoS 1/2 messages that came through shared subscriptions and were not completed
- * (inflight before PUBREC, or queued), calling fn for each (fn borrows m) so they can go to
- * another member of the group. Returns how many were moved. */
+/* Removes the messages that came through shared subscriptions and may go to another member
+ * of the group: QoS 1 in flight or queued, QoS 2 still queued (a QoS 2 PUBLISH already sent
+ * stays with this member [MQTT-4.8.2-4] [MQTT-4.8.2-5]). Calls fn for each (fn borrows m).
+ * Returns how many were moved. */
 typedef void (*sess_move_fn)(void *ctx, struct msg *m, uint8_t qos);
 uint32_t sess_take_shared(struct session *s, sess_move_fn fn, void *ctx);
 /* Drops every inflight and queued message (clean session end). */

@@ -456,7 +456,8 @@ def test_v5_shared_subscription_round_robin_no_retained(broker):
 
 
 def test_v5_shared_subscription_redelivers_when_member_leaves(broker):
-    """QoS 1 messages in flight to a member that disconnects go to another member."""
+    """QoS 1 messages in flight to a member that disconnects go to another member (allowed for
+    QoS 1 by 4.8.2; QoS 2 is the other test)."""
     b = broker()
     a, _, _ = v5(b, "shra")
     c, _, _ = v5(b, "shrc")
@@ -474,6 +475,29 @@ def test_v5_shared_subscription_redelivers_when_member_leaves(broker):
         c.send(puback(m["pid"]))
     assert sorted(got) == [b"0", b"1", b"2", b"3"]
     assert set(to_a) <= set(got)
+
+
+def test_v5_shared_qos2_in_flight_stays_with_its_member(broker):
+    """[MQTT-4.8.2-4] [MQTT-4.8.2-5] a QoS 2 message already sent to a member is completed with
+    that member when it reconnects, never sent to another member."""
+    b = broker()
+    a, _, _ = v5(b, "sq2a", clean=True, cprops=props((0x11, 60)))
+    c, _, _ = v5(b, "sq2c")
+    sub5(a, "$share/g/sq2/t", opts=2)
+    sub5(c, "$share/g/sq2/t", opts=2)
+    p, _, _ = v5(b, "sq2p")
+    for i in range(2):
+        pub5(p, "sq2/t", str(i).encode(), qos=2, pid=i + 1)
+    m_a = recv_pub(a)
+    m_c = recv_pub(c)
+    c.send(pubrec(m_c["pid"]))
+    a.close()  # holds one QoS 2 message, unacknowledged
+    c.expect(PUBREL)
+    c.no_packet(0.7)  # A's message must not come here
+    a, present, _ = v5(b, "sq2a", clean=False, cprops=props((0x11, 60)))
+    assert present
+    again = recv_pub(a)
+    assert again["payload"] == m_a["payload"] and again["dup"]
 
 
 def test_v5_shared_no_local_is_protocol_error(broker):
