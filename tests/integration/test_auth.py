@@ -159,8 +159,8 @@ def _auth_packet(rc, data):
     return packet(0xF0, bytes([rc]) + varint(len(props)) + props)
 
 
-def test_scram_sha256_connect_and_reauthenticate(broker, pwfile):
-    """[MQTT-4.12.0-2] AUTH 0x18 continues the exchange; CONNACK 0 carries the server-final
+def test_v5_scram_sha256_connect_and_reauthenticate(broker, pwfile):
+    """[MQTT-4.12.0-2] [MQTT-4.12.0-3] AUTH 0x18 continues the exchange; CONNACK 0 carries the server-final
     message (verified by the client); [MQTT-4.12.1-1] re-authentication with AUTH 0x19 ends in
     AUTH 0x00."""
     b = broker(f"password_file {pwfile}\nallow_anonymous false")
@@ -187,8 +187,9 @@ def test_scram_sha256_connect_and_reauthenticate(broker, pwfile):
     assert rc == 0x00 and p[0x16] == b"v=" + st["expect_v"]
 
 
-def test_scram_wrong_password_refused(broker, pwfile):
-    """A wrong SCRAM proof: CONNACK 0x86 and close; unknown users look the same."""
+def test_v5_scram_wrong_password_refused(broker, pwfile):
+    """A wrong SCRAM proof: CONNACK 0x86 and close [MQTT-4.12.0-4]; unknown users look the
+    same."""
     b = broker(f"password_file {pwfile}")
     for user in ("carol", "nobody"):
         first, st = _scram_client(user, "wrong")
@@ -202,7 +203,7 @@ def test_scram_wrong_password_refused(broker, pwfile):
         assert seen[0][0] == CONNACK and seen[0][2][1] == 0x86
 
 
-def test_unknown_auth_method_0x8c(broker, pwfile):
+def test_v5_unknown_auth_method_0x8c(broker, pwfile):
     """[MQTT-4.12.0-1] an authentication method the server does not support: 0x8C."""
     b = broker(f"password_file {pwfile}")
     c = RawClient(b.host, b.port)
@@ -211,7 +212,7 @@ def test_unknown_auth_method_0x8c(broker, pwfile):
     assert body[1] == 0x8C
 
 
-def test_non_auth_packet_during_exchange_is_protocol_error(broker, pwfile):
+def test_v5_non_auth_packet_during_exchange_is_protocol_error(broker, pwfile):
     """During the AUTH exchange only AUTH (or DISCONNECT) may come."""
     b = broker(f"password_file {pwfile}")
     first, _ = _scram_client("carol", "pencil")

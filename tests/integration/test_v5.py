@@ -146,7 +146,7 @@ def expect_disconnect(c, rc, timeout=5):
 
 def test_v5_connack_properties_and_assigned_id(broker):
     """[MQTT-3.1.3-6] [MQTT-3.2.2-16] empty client id: CONNACK carries Assigned Client
-    Identifier; Topic Alias Maximum offered."""
+    Identifier; Topic Alias Maximum offered. [MQTT-3.1.4-5] [MQTT-3.2.0-1] [MQTT-3.2.0-2] [MQTT-4.12.0-6]"""
     b = broker()
     c, present, p = v5(b, "")
     assert not present
@@ -184,7 +184,7 @@ def test_v5_server_redirect(broker):
 
 
 def test_v5_unsupported_protocol_version(broker):
-    """[MQTT-3.1.2-2] unsupported level: CONNACK 0x84 (v5 form) then close."""
+    """[MQTT-3.1.2-2] unsupported level: CONNACK 0x84 (v5 form) then close. [MQTT-3.2.2-7] [MQTT-3.1.4-6] [MQTT-3.2.2-8]"""
     b = broker()
     c = RawClient(b.host, b.port)
     c.send(connect("lv", proto_level=6))
@@ -196,7 +196,7 @@ def test_v5_unsupported_protocol_version(broker):
 
 def test_v5_session_expiry_keeps_then_expires(broker):
     """[MQTT-3.1.2-23] a session with Session Expiry Interval survives the connection, and is
-    gone after the interval [MQTT-4.1.0-2]."""
+    gone after the interval [MQTT-4.1.0-2]. [MQTT-3.1.2-5] [MQTT-3.2.2-3] [MQTT-4.1.0-1]"""
     b = broker()
     c, _, _ = v5(b, "exp", cprops=props((0x11, 1)))
     sub5(c, "e/t")
@@ -220,7 +220,7 @@ def test_v5_disconnect_cannot_set_expiry_after_zero(broker):
 
 
 def test_v5_clean_start_discards_session(broker):
-    """[MQTT-3.1.2-4] Clean Start 1 discards an existing session: Session Present 0."""
+    """[MQTT-3.1.2-4] Clean Start 1 discards an existing session: Session Present 0. [MQTT-3.1.4-4]"""
     b = broker()
     c, _, _ = v5(b, "cs", cprops=props((0x11, 60)))
     sub5(c, "cs/t")
@@ -296,7 +296,7 @@ def test_v5_unknown_topic_alias_is_protocol_error(broker):
 
 
 def test_v5_outbound_topic_alias(broker):
-    """[MQTT-3.3.2-12] server-to-client aliases within the client's Topic Alias Maximum."""
+    """[MQTT-3.3.2-12] server-to-client aliases within the client's Topic Alias Maximum. [MQTT-3.1.2-26] [MQTT-3.3.2-11]"""
     b = broker()
     s, _, _ = v5(b, "tao", cprops=props((0x22, 5)))
     sub5(s, "ob/#", opts=0)
@@ -311,7 +311,7 @@ def test_v5_outbound_topic_alias(broker):
 # ---- flow control and sizes ----
 
 def test_v5_receive_maximum_respected(broker):
-    """[MQTT-3.3.4-9] never more unacknowledged QoS 1 PUBLISHes than the Receive Maximum."""
+    """[MQTT-3.3.4-9] never more unacknowledged QoS 1 PUBLISHes than the Receive Maximum. [MQTT-4.9.0-1] [MQTT-4.9.0-2]"""
     b = broker()
     s, _, _ = v5(b, "rm", cprops=props((0x21, 2)))
     sub5(s, "rm/t", opts=1)
@@ -390,7 +390,7 @@ def test_v5_retain_as_published_and_handling(broker):
 
 
 def test_v5_subscription_identifiers(broker):
-    """[MQTT-3.3.4-3] every matching subscription's identifier is sent."""
+    """[MQTT-3.3.4-3] every matching subscription's identifier is sent. [MQTT-3.3.4-4]"""
     b = broker()
     s, _, _ = v5(b, "sid")
     sub5(s, "si/#", sprops=props((0x0B, 7)))
@@ -411,7 +411,7 @@ def test_v5_client_must_not_send_subscription_identifier(broker):
 
 
 def test_v5_unsubscribe_reason_codes(broker):
-    """[MQTT-3.11.3-1] UNSUBACK: 0x00 for a removed subscription, 0x11 when none existed."""
+    """[MQTT-3.11.3-1] UNSUBACK: 0x00 for a removed subscription, 0x11 when none existed. [MQTT-3.11.3-2] [MQTT-3.10.4-5] [MQTT-3.10.4-6]"""
     b = broker()
     c, _, _ = v5(b, "uns")
     sub5(c, "u/a")
@@ -422,14 +422,14 @@ def test_v5_unsubscribe_reason_codes(broker):
 
 
 def test_v5_invalid_filter_reason_code(broker):
-    """[MQTT-3.9.3-1] SUBACK 0x8F for an invalid topic filter."""
+    """[MQTT-3.9.3-1] SUBACK 0x8F for an invalid topic filter. [MQTT-3.8.4-1] [MQTT-3.8.4-6] [MQTT-3.8.4-7]"""
     b = broker()
     c, _, _ = v5(b, "inv")
     assert sub5(c, "a/#/b") == [0x8F]
 
 
 def test_v5_no_matching_subscribers_puback(broker):
-    """PUBACK reason 0x10 when no subscription matched."""
+    """PUBACK reason 0x10 when no subscription matched. [MQTT-3.4.2-1]"""
     b = broker()
     p, _, _ = v5(b, "nms")
     assert pub5(p, "nobody/here", b"1", qos=1) == 0x10
@@ -590,7 +590,7 @@ def test_v5_disconnect_with_will_message(broker):
 # ---- server DISCONNECTs ----
 
 def test_v5_takeover_disconnect_reason(broker):
-    """[MQTT-3.1.4-3] the older connection gets DISCONNECT 0x8E."""
+    """[MQTT-3.1.4-3] the older connection gets DISCONNECT 0x8E. [MQTT-3.14.0-1] [MQTT-3.14.2-1] [MQTT-3.14.4-1] [MQTT-3.14.4-2]"""
     b = broker()
     old, _, _ = v5(b, "to5")
     new, _, _ = v5(b, "to5")
@@ -598,7 +598,7 @@ def test_v5_takeover_disconnect_reason(broker):
 
 
 def test_v5_keep_alive_timeout_reason(broker):
-    """[MQTT-3.1.2-22] 1.5 x keep-alive of silence: DISCONNECT 0x8D."""
+    """[MQTT-3.1.2-22] 1.5 x keep-alive of silence: DISCONNECT 0x8D. [MQTT-3.2.2-22]"""
     b = broker()
     c, _, _ = v5(b, "ka5", keepalive=1)
     expect_disconnect(c, 0x8D, timeout=5)
@@ -632,7 +632,7 @@ def test_v5_shutdown_reason(broker):
 
 def test_v5_and_v311_interoperate(broker):
     """A v3.1.1 subscriber receives a v5 publisher's message without properties, and a v5
-    subscriber receives a v3.1.1 publisher's message."""
+    subscriber receives a v3.1.1 publisher's message. [MQTT-3.3.2-3]; no Topic Alias is sent to a client that set no Topic Alias Maximum [MQTT-3.1.2-27]"""
     b = broker()
     s3 = RawClient(b.host, b.port)
     s3.send(connect("mix3"))
