@@ -59,6 +59,10 @@ def scan():
                         explicit3 = t.group(1) == "v3 "
                         ctx = rel + " " + (func if kind == "test" else "")
                         is5 = explicit5 or (not explicit3 and bool(V5HINT.search(ctx)))
+                        if rel.startswith("tests/vectors/") and not explicit5 and not explicit3:
+                            # vector lines: "valid|invalid|lenient VERSION ..."
+                            words = line.split()
+                            is5 = len(words) > 1 and words[1] == "5"
                         both = kind == "code" and not explicit5 and not explicit3 and not is5
                         ident = "MQTT-" + t.group(3)
                         where = f"{rel}:{i}" + (f" `{func}`" if kind == "test" and func else "")

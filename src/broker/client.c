@@ -588,6 +588,13 @@ static void on_connect(struct client *c, const struct mqtt_packet *pk)
                    "invalid will topic");
             return;
         }
+        if ((cn->will_props.has & MQTT_PROP_BIT(MQTT_PROP_RESPONSE_TOPIC)) &&
+            !topic_name_valid(cn->will_props.response_topic.p,
+                              cn->will_props.response_topic.len)) {
+            refuse(c, MQTT3_CONNACK_IDENTIFIER_REJECTED, MQTT_RC_PROTOCOL_ERROR,
+                   "will Response Topic with wildcards"); /* [MQTT-3.3.2-14] */
+            return;
+        }
         if (cn->will_qos > conf->max_qos) {
             refuse(c, MQTT3_CONNACK_SERVER_UNAVAILABLE, MQTT_RC_QOS_NOT_SUPPORTED,
                    "will QoS above max_qos"); /* [MQTT-3.2.2-12] */
@@ -897,6 +904,11 @@ static void on_publish(struct client *c, const struct mqtt_packet *pk)
     const struct mqtt_publish *p = &pk->u.publish;
     struct session *s = c->sess;
     struct mqtt_str topic = p->topic;
+    if (c->version == MQTT_V5 && (p->props.has & MQTT_PROP_BIT(MQTT_PROP_RESPONSE_TOPIC)) &&
+        !topic_name_valid(p->props.response_topic.p, p->props.response_topic.len)) {
+        fail(c, MQTT_RC_PROTOCOL_ERROR, "Response Topic with wildcards"); /* [MQTT-3.3.2-14] */
+        return;
+    }
     if (c->version == MQTT_V5 && p->props.sub_id_count) {
         /* only the server sends Subscription Identifiers [MQTT-3.3.4-6] */
         fail(c, MQTT_RC_PROTOCOL_ERROR, "Subscription Identifier in a client PUBLISH");

@@ -417,6 +417,7 @@ def test_v5_unsubscribe_reason_codes(broker):
     sub5(c, "u/a")
     c.send(unsubscribe(3, ["u/a", "u/none"], props=b""))
     _, body = c.expect(UNSUBACK)
+    assert struct.unpack("!H", body[:2])[0] == 3  # [MQTT-2.2.1-6]
     _, off = split_props(body, 2)
     assert list(body[off:]) == [0x00, 0x11]
 

@@ -58,8 +58,8 @@ static void mt_close(struct transport *t)
     t->fd = -1;
 }
 
-static const struct transport_ops memt_ops = {"mem", mt_open, mt_finish, mt_read, mt_write,
-                                              mt_close};
+static const struct transport_ops memt_ops = {"mem",   mt_open,  mt_finish,
+                                              mt_read, mt_write, mt_close};
 
 /* Queues an encoded packet for the client to read. */
 static void feed(struct memt *m, const struct mqtt_packet *p, uint8_t v)
