@@ -114,8 +114,8 @@ static int words(char *line, char **w)
     return *s ? -1 : n;
 }
 
-static int parse_line(struct acl *a, struct acl_section **cur, char *line, const char *name,
-                      int ln, char *err, size_t errlen)
+static int parse_line(struct acl *a, struct acl_section **cur, char *line, const char *name, int ln,
+                      char *err, size_t errlen)
 {
     char *w[4];
     const char *t = line;
@@ -168,8 +168,7 @@ static int parse_line(struct acl *a, struct acl_section **cur, char *line, const
     } else if (n == 2) {
         f = w[1];
     } else {
-        return perr(err, errlen, name, ln, "%s: expected [read|write|readwrite|deny] FILTER",
-                    w[0]);
+        return perr(err, errlen, name, ln, "%s: expected [read|write|readwrite|deny] FILTER", w[0]);
     }
     size_t fl = strlen(f);
     /* patterns are validated after substitution; %c/%u must be whole levels to be safe */
@@ -309,8 +308,7 @@ static bool test_within(const uint8_t *rf, size_t rl, const uint8_t *f, size_t f
 static bool walk(const struct acl *a, const char *user, const uint8_t *cid, size_t cidlen,
                  const uint8_t *x, size_t xn, uint8_t access, rule_test test, bool *denied)
 {
-    const struct acl_section *own =
-        user ? hmap_get(&a->users, user, strlen(user)) : &a->anon;
+    const struct acl_section *own = user ? hmap_get(&a->users, user, strlen(user)) : &a->anon;
     bool granted = false;
     *denied = false;
     for (size_t i = 0; own && i < own->n; i++) {
@@ -347,8 +345,8 @@ bool acl_allows(const struct acl *a, const char *user, const uint8_t *cid, size_
     return granted && !denied;
 }
 
-bool acl_allows_subscribe(const struct acl *a, const char *user, const uint8_t *cid,
-                          size_t cidlen, const uint8_t *f, size_t fn)
+bool acl_allows_subscribe(const struct acl *a, const char *user, const uint8_t *cid, size_t cidlen,
+                          const uint8_t *f, size_t fn)
 {
     if (!a)
         return true;

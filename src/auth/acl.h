@@ -40,7 +40,7 @@ bool acl_allows(const struct acl *a, const char *user, const uint8_t *cid, size_
 /* True when the client may subscribe to filter f: some read grant covers every topic f can
  * match and no deny rule covers f entirely (messages under a partial deny are filtered at
  * delivery by acl_allows). A "$share/g/" prefix is ignored. */
-bool acl_allows_subscribe(const struct acl *a, const char *user, const uint8_t *cid,
-                          size_t cidlen, const uint8_t *f, size_t fn);
+bool acl_allows_subscribe(const struct acl *a, const char *user, const uint8_t *cid, size_t cidlen,
+                          const uint8_t *f, size_t fn);
 
 #endif

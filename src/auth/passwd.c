@@ -315,8 +315,7 @@ int auth_hash_password(const uint8_t *pass, size_t plen, int iterations, bool sc
         n = snprintf(out, outlen, "$scram-sha-256$%d:%s$%s:%s", iterations, s64, a64, b64);
     } else {
         uint8_t h[64];
-        PKCS5_PBKDF2_HMAC((const char *)pass, (int)plen, salt, 12, iterations, EVP_sha512(), 64,
-                          h);
+        PKCS5_PBKDF2_HMAC((const char *)pass, (int)plen, salt, 12, iterations, EVP_sha512(), 64, h);
         auth_b64_encode(salt, 12, s64, sizeof s64);
         auth_b64_encode(h, 64, b64, sizeof b64);
         n = snprintf(out, outlen, "$7$%d$%s$%s", iterations, s64, b64);

@@ -111,8 +111,8 @@ int scram_start(struct mem *mem, const struct auth_db *db, const uint8_t *msg, s
     auth_b64_encode(rnd, sizeof rnd, r64, sizeof r64);
     auth_b64_encode(salt, slen, s64, sizeof s64);
     int n = snprintf(s->nonce, sizeof s->nonce, "%.*s%s", (int)cnl, cnonce, r64);
-    int k = snprintf(s->server_first, sizeof s->server_first, "r=%s,s=%s,i=%d", s->nonce, s64,
-                     iter);
+    int k =
+        snprintf(s->server_first, sizeof s->server_first, "r=%s,s=%s,i=%d", s->nonce, s64, iter);
     if (n <= 0 || (size_t)n >= sizeof s->nonce || k <= 0 || (size_t)k >= sizeof s->server_first) {
         scram_free(s);
         return TERN_EPROTO;

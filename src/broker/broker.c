@@ -18,8 +18,9 @@ int broker_reload(struct broker *b, const char *path);
 /* Builds the TLS context of listener l; NULL with "listener PORT: why" in err. */
 static SSL_CTX *broker_tls_ctx(const struct conf_listener *l, char *err, size_t errlen)
 {
-    struct tls_opts o = {l->certfile, l->keyfile, l->cafile, l->capath, l->crlfile,
-                         l->tls_version, l->ciphers, l->ciphersuites, l->require_certificate};
+    struct tls_opts o = {l->certfile, l->keyfile,      l->cafile,
+                         l->capath,   l->crlfile,      l->tls_version,
+                         l->ciphers,  l->ciphersuites, l->require_certificate};
     char why[400];
     SSL_CTX *ctx = tls_ctx_new(&o, why, sizeof why);
     if (!ctx)
@@ -251,9 +252,11 @@ int broker_reload(struct broker *b, const char *path)
         const struct conf_directive *d = &conf_directives[i];
         if (!d->reloadable || d->per_listener)
             continue;
-        size_t sz = d->type == CONF_INT ? sizeof(int) : d->type == CONF_LLONG ? sizeof(long long)
-                  : d->type == CONF_BOOL ? sizeof(bool) : d->type == CONF_STRING ? sizeof(char *)
-                                                                            : 0;
+        size_t sz = d->type == CONF_INT      ? sizeof(int)
+                    : d->type == CONF_LLONG  ? sizeof(long long)
+                    : d->type == CONF_BOOL   ? sizeof(bool)
+                    : d->type == CONF_STRING ? sizeof(char *)
+                                             : 0;
         if (d->type == CONF_SPECIAL)
             continue;
         memcpy((char *)next + d->offset, (char *)fresh + d->offset, sz);

@@ -23,6 +23,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "auth/acl.h"
+#include "auth/auth.h"
 #include "codec/codec.h"
 #include "common/alloc.h"
 #include "common/buf.h"
@@ -30,8 +32,6 @@
 #include "common/log.h"
 #include "common/outq.h"
 #include "common/timer.h"
-#include "auth/acl.h"
-#include "auth/auth.h"
 #include "config/config.h"
 #include "net/tls.h"
 #include "router/trie.h"
@@ -47,7 +47,7 @@ enum limit_kind {
     LIMIT_CONN_PER_IP,
     LIMIT_CONN_RATE,
     LIMIT_SUBSCRIPTIONS,
-    LIMIT_TOPIC,         /* max_topic_length / max_topic_levels */
+    LIMIT_TOPIC, /* max_topic_length / max_topic_levels */
     LIMIT_PUBLISH_RATE,
     LIMIT_RETAINED,
     LIMIT_MEMORY,
@@ -73,8 +73,8 @@ struct stats {
     _Atomic uint64_t clients_connected; /* current, with a session on this worker */
     _Atomic uint64_t clients_total;     /* sessions homed here (online + offline) */
     _Atomic uint64_t clients_expired;
-    _Atomic uint64_t sockets;           /* open connections owned by this worker */
-    _Atomic uint64_t queued;            /* messages waiting in offline/backlog queues */
+    _Atomic uint64_t sockets; /* open connections owned by this worker */
+    _Atomic uint64_t queued;  /* messages waiting in offline/backlog queues */
 };
 
 /* Item crossing from one worker to another through an inbox. */
@@ -100,7 +100,7 @@ struct xvec {
 struct listener_info {
     int port;
     const struct conf_listener *conf;
-    bool anonymous; /* effective allow_anonymous */
+    bool anonymous;         /* effective allow_anonymous */
     _Atomic(SSL_CTX *) tls; /* TLS context (NULL: plain MQTT); swapped by SIGHUP */
     SSL_CTX *old_tls[32];   /* replaced contexts, freed at exit */
     int n_old_tls;
@@ -135,7 +135,7 @@ struct broker {
     struct hmap ips;             /* peer IP text -> struct ip_entry* */
     _Atomic uint64_t limit_hits[LIMIT_COUNT]; /* times each limit refused something */
     _Atomic uint64_t clients_maximum;
-    int64_t start_s;             /* monotonic start second */
+    int64_t start_s; /* monotonic start second */
     long fd_limit;
 };
 
@@ -180,42 +180,42 @@ enum client_state { CS_NEW = 0, CS_AUTH, CS_CONNECTED, CS_CLOSED };
 struct client {
     int fd;
     struct worker *w;
-    struct client *next, *prev;      /* w->clients */
-    struct client *next_close;       /* w->closing */
-    struct client *next_dirty;       /* w->dirty */
+    struct client *next, *prev; /* w->clients */
+    struct client *next_close;  /* w->closing */
+    struct client *next_dirty;  /* w->dirty */
     bool in_dirty, want_out, migrated;
-    uint32_t migrate_to;             /* target worker while migrated */
-    uint8_t state;                   /* enum client_state */
-    uint8_t version;                 /* protocol level after CONNECT */
-    int listener;                    /* index in broker.listeners */
-    struct buf rbuf;                 /* received bytes not yet decoded */
+    uint32_t migrate_to; /* target worker while migrated */
+    uint8_t state;       /* enum client_state */
+    uint8_t version;     /* protocol level after CONNECT */
+    int listener;        /* index in broker.listeners */
+    struct buf rbuf;     /* received bytes not yet decoded */
     struct outq out;
-    struct session *sess;            /* after CONNECT */
+    struct session *sess; /* after CONNECT */
     uint16_t keepalive;
     int64_t last_rx_ms;
-    struct timer ka_timer;           /* keep-alive or CONNECT timeout */
-    bool send_will;                  /* false after DISCONNECT [MQTT-3.1.2-10] */
-    uint32_t max_packet;             /* incoming limit */
-    uint16_t alias_max;              /* v5 Topic Alias Maximum we offered */
-    uint16_t recv_max;               /* v5 Receive Maximum we offered */
-    struct mqtt_str *in_alias;       /* [alias_max + 1] client-to-server aliases (owned copies) */
-    const uint8_t *cur_pkt;          /* bytes of the packet being handled (valid during it) */
+    struct timer ka_timer;     /* keep-alive or CONNECT timeout */
+    bool send_will;            /* false after DISCONNECT [MQTT-3.1.2-10] */
+    uint32_t max_packet;       /* incoming limit */
+    uint16_t alias_max;        /* v5 Topic Alias Maximum we offered */
+    uint16_t recv_max;         /* v5 Receive Maximum we offered */
+    struct mqtt_str *in_alias; /* [alias_max + 1] client-to-server aliases (owned copies) */
+    const uint8_t *cur_pkt;    /* bytes of the packet being handled (valid during it) */
     size_t cur_len;
-    struct buf pending_connect;      /* CONNECT kept during enhanced authentication */
-    struct scram *scram;             /* SCRAM exchange in progress (CONNECT or re-auth) */
-    bool auth_done;                  /* enhanced authentication succeeded for this CONNECT */
-    bool auth_scram;                 /* the connection authenticated with SCRAM-SHA-256 */
-    const uint8_t *scram_final;      /* server-final-message (inside scram) for CONNACK/AUTH */
+    struct buf pending_connect; /* CONNECT kept during enhanced authentication */
+    struct scram *scram;        /* SCRAM exchange in progress (CONNECT or re-auth) */
+    bool auth_done;             /* enhanced authentication succeeded for this CONNECT */
+    bool auth_scram;            /* the connection authenticated with SCRAM-SHA-256 */
+    const uint8_t *scram_final; /* server-final-message (inside scram) for CONNACK/AUTH */
     size_t scram_final_len;
-    char *auth_user;                 /* authenticated user name (owned), NULL = anonymous */
+    char *auth_user; /* authenticated user name (owned), NULL = anonymous */
     char addr[64];
-    bool ip_counted;                 /* counted in broker.ips */
-    SSL *ssl;                        /* TLS connection, NULL for plain TCP */
-    bool tls_hs;                     /* TLS handshake in progress */
-    size_t tls_retry;                /* length of a TLS write to repeat after WANT_WRITE */
-    char *cert_user;                 /* verified certificate identity (owned), or NULL */
-    double pub_tokens, byte_tokens;  /* publish rate token buckets */
-    int64_t tokens_ms;               /* last refill */
+    bool ip_counted;                /* counted in broker.ips */
+    SSL *ssl;                       /* TLS connection, NULL for plain TCP */
+    bool tls_hs;                    /* TLS handshake in progress */
+    size_t tls_retry;               /* length of a TLS write to repeat after WANT_WRITE */
+    char *cert_user;                /* verified certificate identity (owned), or NULL */
+    double pub_tokens, byte_tokens; /* publish rate token buckets */
+    int64_t tokens_ms;              /* last refill */
 };
 
 /* ---- worker.c ---- */

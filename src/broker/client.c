@@ -14,7 +14,7 @@
 #include "router/topic.h"
 
 #define OUT_HIGH_WATER (1u << 20) /* above this much pending output, QoS 0 is dropped */
-#define MAX_QOS2_IN 65535
+#define MAX_QOS2_IN    65535
 
 void worker_request_migration(struct client *c, uint32_t to);
 size_t client_process(struct client *c, const uint8_t *data, size_t len);
@@ -169,9 +169,10 @@ void client_detach(struct client *c)
         atomic_fetch_sub_explicit(&w->st.queued, before > s->q_count ? before - s->q_count : 0,
                                   memory_order_relaxed);
         if (moved)
-            log_write(&w->b->log, LOG_INFO, "session '%.*s': %u shared-subscription messages "
-                      "passed to other group members", (int)s->client_id_len,
-                      (const char *)s->client_id, moved);
+            log_write(&w->b->log, LOG_INFO,
+                      "session '%.*s': %u shared-subscription messages "
+                      "passed to other group members",
+                      (int)s->client_id_len, (const char *)s->client_id, moved);
     }
     if (!c->send_will) {
         sess_set_will(s, NULL, 0); /* DISCONNECT deletes the will [MQTT-3.1.2-10] */
@@ -191,8 +192,7 @@ void client_detach(struct client *c)
     if (s->expiry_s != UINT32_MAX) {
         s->expiry_timer.kind = 2;
         /* +1: the session lives at least its whole expiry interval */
-        wheel_add(&w->wheel, &s->expiry_timer,
-                  w->now_s + (int64_t)s->expiry_s + 1);
+        wheel_add(&w->wheel, &s->expiry_timer, w->now_s + (int64_t)s->expiry_s + 1);
     }
 }
 
@@ -201,9 +201,10 @@ void client_on_timer(struct worker *w, struct timer *t)
     if (t->kind == 1) {
         struct client *c = container_of(t, struct client, ka_timer);
         if (c->state == CS_NEW || c->state == CS_AUTH) {
-            client_close(c, LOG_NOTICE, c->state == CS_NEW
-                                            ? "no CONNECT received within connect_timeout"
-                                            : "authentication not completed within connect_timeout");
+            client_close(c, LOG_NOTICE,
+                         c->state == CS_NEW
+                             ? "no CONNECT received within connect_timeout"
+                             : "authentication not completed within connect_timeout");
             return;
         }
         if (c->state != CS_CONNECTED || !c->keepalive)
@@ -241,8 +242,9 @@ static int forwardable_props(const struct mqtt_props *pr, uint8_t *dst, uint32_t
         uint32_t start = off;
         if (codec_props_next(pr->raw, pr->raw_len, &off, &prop) != 1)
             break;
-        if (prop.id == MQTT_PROP_WILL_DELAY_INTERVAL || prop.id == MQTT_PROP_MESSAGE_EXPIRY_INTERVAL ||
-            prop.id == MQTT_PROP_TOPIC_ALIAS || prop.id == MQTT_PROP_SUBSCRIPTION_IDENTIFIER)
+        if (prop.id == MQTT_PROP_WILL_DELAY_INTERVAL ||
+            prop.id == MQTT_PROP_MESSAGE_EXPIRY_INTERVAL || prop.id == MQTT_PROP_TOPIC_ALIAS ||
+            prop.id == MQTT_PROP_SUBSCRIPTION_IDENTIFIER)
             continue;
         memcpy(dst + n, pr->raw + start, off - start);
         n += off - start;
@@ -266,8 +268,8 @@ static struct msg *make_msg(struct worker *w, const struct mqtt_str *topic,
         }
         forwardable_props(props, fp, &fl);
     }
-    struct msg *m = msg_new(&w->b->mem, &w->pool, topic->p, (uint16_t)topic->len, fl ? fp : NULL, fl,
-                            payload->p, payload->len, qos, retain);
+    struct msg *m = msg_new(&w->b->mem, &w->pool, topic->p, (uint16_t)topic->len, fl ? fp : NULL,
+                            fl, payload->p, payload->len, qos, retain);
     if (fp != stackbuf)
         mem_free(&w->b->mem, MEM_MSG, fp);
     if (!m)
@@ -402,8 +404,8 @@ static bool authenticate(struct client *c, const struct mqtt_connect *cn)
         }
         const uint8_t *out;
         size_t outlen;
-        int rc = scram_start(&b->mem, db, cn->props.auth_data.p, cn->props.auth_data.len,
-                             &c->scram, &out, &outlen);
+        int rc = scram_start(&b->mem, db, cn->props.auth_data.p, cn->props.auth_data.len, &c->scram,
+                             &out, &outlen);
         if (rc) {
             refuse(c, MQTT3_CONNACK_NOT_AUTHORIZED, MQTT_RC_NOT_AUTHORIZED,
                    "malformed SCRAM client-first-message");
@@ -426,12 +428,11 @@ static bool authenticate(struct client *c, const struct mqtt_connect *cn)
             snprintf(why, sizeof why, "bad user name or password for user '%.*s'",
                      (int)(cn->username.len > 256 ? 256 : cn->username.len),
                      (const char *)cn->username.p);
-            refuse(c, MQTT3_CONNACK_BAD_USERNAME_PASSWORD, MQTT_RC_BAD_USER_NAME_OR_PASSWORD,
-                   why);
+            refuse(c, MQTT3_CONNACK_BAD_USERNAME_PASSWORD, MQTT_RC_BAD_USER_NAME_OR_PASSWORD, why);
             return false;
         }
-        c->auth_user = mem_strndup(&b->mem, MEM_AUTH, (const char *)cn->username.p,
-                                   cn->username.len);
+        c->auth_user =
+            mem_strndup(&b->mem, MEM_AUTH, (const char *)cn->username.p, cn->username.len);
         return true;
     }
     /* without a password database a user name proves nothing: the client is anonymous */
@@ -480,8 +481,7 @@ static void on_auth(struct client *c, const struct mqtt_packet *p)
         /* continue the CONNECT that started the exchange */
         struct mqtt_packet pk;
         size_t used;
-        if (codec_decode(c->pending_connect.data, c->pending_connect.len, MQTT_V5, 0, &pk,
-                         &used)) {
+        if (codec_decode(c->pending_connect.data, c->pending_connect.len, MQTT_V5, 0, &pk, &used)) {
             refuse(c, 0, MQTT_RC_UNSPECIFIED_ERROR, "stored CONNECT no longer decodes");
             return;
         }
@@ -529,7 +529,8 @@ static void on_connect(struct client *c, const struct mqtt_packet *pk)
     struct config *conf = broker_conf(b);
     const struct mqtt_connect *cn = &pk->u.connect;
     bool v31 = name_is(&cn->protocol_name, "MQIsdp") && cn->level == MQTT_V31;
-    bool v311 = name_is(&cn->protocol_name, "MQTT") && (cn->level == MQTT_V311 || cn->level == MQTT_V5);
+    bool v311 =
+        name_is(&cn->protocol_name, "MQTT") && (cn->level == MQTT_V311 || cn->level == MQTT_V5);
     if (!v31 && !v311) {
         /* [MQTT-3.1.2-2] unacceptable protocol level, then close */
         c->version = cn->level == MQTT_V5 ? MQTT_V5 : MQTT_V311;
@@ -589,8 +590,7 @@ static void on_connect(struct client *c, const struct mqtt_packet *pk)
             return;
         }
         if ((cn->will_props.has & MQTT_PROP_BIT(MQTT_PROP_RESPONSE_TOPIC)) &&
-            !topic_name_valid(cn->will_props.response_topic.p,
-                              cn->will_props.response_topic.len)) {
+            !topic_name_valid(cn->will_props.response_topic.p, cn->will_props.response_topic.len)) {
             refuse(c, MQTT3_CONNACK_IDENTIFIER_REJECTED, MQTT_RC_PROTOCOL_ERROR,
                    "will Response Topic with wildcards"); /* [MQTT-3.3.2-14] */
             return;
@@ -659,8 +659,8 @@ static void on_connect(struct client *c, const struct mqtt_packet *pk)
     }
     sess_reset_aliases(s, client_alias_max);
     if (cn->will) {
-        struct msg *m = make_msg(w, &cn->will_topic, &cn->will_payload, &cn->will_props,
-                                 c->version, cn->will_qos, cn->will_retain, s->id);
+        struct msg *m = make_msg(w, &cn->will_topic, &cn->will_payload, &cn->will_props, c->version,
+                                 cn->will_qos, cn->will_retain, s->id);
         if (!m) {
             refuse(c, MQTT3_CONNACK_SERVER_UNAVAILABLE, MQTT_RC_SERVER_UNAVAILABLE,
                    "out of memory");
@@ -673,9 +673,8 @@ static void on_connect(struct client *c, const struct mqtt_packet *pk)
         sess_set_will(s, m, delay);
     }
     mem_free(&b->mem, MEM_SESSION, s->username);
-    s->username = c->auth_user ? mem_strndup(&b->mem, MEM_SESSION, c->auth_user,
-                                             strlen(c->auth_user))
-                               : NULL;
+    s->username =
+        c->auth_user ? mem_strndup(&b->mem, MEM_SESSION, c->auth_user, strlen(c->auth_user)) : NULL;
     c->sess = s;
     s->client = c;
     c->state = CS_CONNECTED;
@@ -725,8 +724,8 @@ static void on_connect(struct client *c, const struct mqtt_packet *pk)
         if ((cn->props.has & MQTT_PROP_BIT(MQTT_PROP_REQUEST_RESPONSE_INFORMATION)) &&
             cn->props.request_response_info) {
             /* Response Information: a topic prefix this client may use for responses */
-            const char *pfx = conf->response_info_prefix ? conf->response_info_prefix
-                                                         : "responses/";
+            const char *pfx =
+                conf->response_info_prefix ? conf->response_info_prefix : "responses/";
             int rn = snprintf(respinfo, sizeof respinfo, "%s%.*s", pfx, (int)s->client_id_len,
                               (const char *)s->client_id);
             if (rn > 0 && (size_t)rn < sizeof respinfo) {
@@ -993,9 +992,11 @@ static void on_publish(struct client *c, const struct mqtt_packet *pk)
     if (conf->message_size_limit > 0 && p->payload.len > (uint64_t)conf->message_size_limit) {
         /* acknowledged but not delivered, as Mosquitto does; v5 says why */
         char name[160];
-        log_write(&w->b->log, LOG_NOTICE, "client %s: PUBLISH of %u bytes on '%.*s' over "
-                  "message_size_limit dropped", client_name(c, name, sizeof name),
-                  p->payload.len, (int)topic.len, (const char *)topic.p);
+        log_write(&w->b->log, LOG_NOTICE,
+                  "client %s: PUBLISH of %u bytes on '%.*s' over "
+                  "message_size_limit dropped",
+                  client_name(c, name, sizeof name), p->payload.len, (int)topic.len,
+                  (const char *)topic.p);
         STAT_ADD(w, msgs_dropped, 1);
         if (p->qos == 1)
             send_ack(c, MQTT_PUBACK, p->packet_id, MQTT_RC_PACKET_TOO_LARGE);
@@ -1021,8 +1022,8 @@ static void on_publish(struct client *c, const struct mqtt_packet *pk)
         return;
     }
     if (p->qos == 2) {
-        int dup = sess_qos2_in_begin(s, p->packet_id, c->version == MQTT_V5 ? c->recv_max
-                                                                              : MAX_QOS2_IN);
+        int dup =
+            sess_qos2_in_begin(s, p->packet_id, c->version == MQTT_V5 ? c->recv_max : MAX_QOS2_IN);
         if (dup < 0) {
             fail(c, MQTT_RC_RECEIVE_MAXIMUM_EXCEEDED, "too many QoS 2 messages awaiting PUBREL");
             return;
@@ -1044,8 +1045,8 @@ static void on_publish(struct client *c, const struct mqtt_packet *pk)
                      MQTT_RC_PAYLOAD_FORMAT_INVALID);
         return;
     }
-    struct msg *m = make_msg(w, &topic, &p->payload, &p->props, c->version, p->qos, p->retain,
-                             s->id);
+    struct msg *m =
+        make_msg(w, &topic, &p->payload, &p->props, c->version, p->qos, p->retain, s->id);
     if (!m) {
         if (p->qos == 2)
             sess_qos2_in_end(s, p->packet_id);
@@ -1071,15 +1072,9 @@ static void on_ack(struct client *c, const struct mqtt_packet *pk)
     uint32_t before = s->q_count;
     int rc = 0;
     switch (pk->type) {
-    case MQTT_PUBACK:
-        rc = sess_on_puback(s, &c->out, pid, c->w->now_ms);
-        break;
-    case MQTT_PUBREC:
-        rc = sess_on_pubrec(s, &c->out, pid, pk->u.ack.rc, c->w->now_ms);
-        break;
-    case MQTT_PUBCOMP:
-        rc = sess_on_pubcomp(s, &c->out, pid, c->w->now_ms);
-        break;
+    case MQTT_PUBACK: rc = sess_on_puback(s, &c->out, pid, c->w->now_ms); break;
+    case MQTT_PUBREC: rc = sess_on_pubrec(s, &c->out, pid, pk->u.ack.rc, c->w->now_ms); break;
+    case MQTT_PUBCOMP: rc = sess_on_pubcomp(s, &c->out, pid, c->w->now_ms); break;
     case MQTT_PUBREL:
         /* release of an incoming QoS 2 message: always answered [MQTT-4.3.3-11] */
         send_ack(c, MQTT_PUBCOMP, pid,
@@ -1170,18 +1165,19 @@ static void on_subscribe(struct client *c, const struct mqtt_packet *pk)
             limit_hit(w, LIMIT_SUBSCRIPTIONS, name, "max_subscriptions_per_client reached");
             rc = v3_or_v5(c, 0x80, MQTT_RC_QUOTA_EXCEEDED);
         } else if (!acl_allows_subscribe(atomic_load_explicit(&b->acl, memory_order_acquire),
-                                         s->username, s->client_id, s->client_id_len,
-                                         e.filter.p, e.filter.len)) {
+                                         s->username, s->client_id, s->client_id_len, e.filter.p,
+                                         e.filter.len)) {
             rc = v3_or_v5(c, 0x80, MQTT_RC_NOT_AUTHORIZED);
             log_write(&b->log, LOG_NOTICE, "client %s: SUBSCRIBE to '%.*s' denied by ACL", name,
                       (int)e.filter.len, (const char *)e.filter.p);
         } else if (shared && c->version == MQTT_V5 && e.no_local) {
-            fail(c, MQTT_RC_PROTOCOL_ERROR, "No Local on a shared subscription"); /* [MQTT-3.8.3-4] */
+            fail(c, MQTT_RC_PROTOCOL_ERROR,
+                 "No Local on a shared subscription"); /* [MQTT-3.8.3-4] */
             goto out;
         } else {
-            uint8_t opts = (uint8_t)(granted | (e.no_local ? 0x04 : 0) |
-                                     (e.retain_as_published ? 0x08 : 0) |
-                                     (uint8_t)(e.retain_handling << 4));
+            uint8_t opts =
+                (uint8_t)(granted | (e.no_local ? 0x04 : 0) | (e.retain_as_published ? 0x08 : 0) |
+                          (uint8_t)(e.retain_handling << 4));
             struct sub_entry se = {s->id, s, w->index, opts, sub_id};
             subs_wrlock(w);
             int r = trie_subscribe(b->subs, e.filter.p, e.filter.len, &se, &existed);
@@ -1308,21 +1304,13 @@ static void on_packet(struct client *c, const struct mqtt_packet *p)
     case MQTT_CONNECT:
         fail(c, MQTT_RC_PROTOCOL_ERROR, "second CONNECT"); /* [MQTT-3.1.0-2] */
         return;
-    case MQTT_PUBLISH:
-        on_publish(c, p);
-        return;
+    case MQTT_PUBLISH: on_publish(c, p); return;
     case MQTT_PUBACK:
     case MQTT_PUBREC:
     case MQTT_PUBREL:
-    case MQTT_PUBCOMP:
-        on_ack(c, p);
-        return;
-    case MQTT_SUBSCRIBE:
-        on_subscribe(c, p);
-        return;
-    case MQTT_UNSUBSCRIBE:
-        on_unsubscribe(c, p);
-        return;
+    case MQTT_PUBCOMP: on_ack(c, p); return;
+    case MQTT_SUBSCRIBE: on_subscribe(c, p); return;
+    case MQTT_UNSUBSCRIBE: on_unsubscribe(c, p); return;
     case MQTT_PINGREQ: {
         struct mqtt_packet r;
         memset(&r, 0, sizeof r);
@@ -1330,15 +1318,9 @@ static void on_packet(struct client *c, const struct mqtt_packet *p)
         send_packet(c, &r);
         return;
     }
-    case MQTT_DISCONNECT:
-        on_disconnect(c, p);
-        return;
-    case MQTT_AUTH:
-        on_auth(c, p);
-        return;
-    default:
-        fail(c, MQTT_RC_PROTOCOL_ERROR, "unexpected packet type from a client");
-        return;
+    case MQTT_DISCONNECT: on_disconnect(c, p); return;
+    case MQTT_AUTH: on_auth(c, p); return;
+    default: fail(c, MQTT_RC_PROTOCOL_ERROR, "unexpected packet type from a client"); return;
     }
 }
 
@@ -1357,9 +1339,10 @@ size_t client_process(struct client *c, const uint8_t *data, size_t len)
             snprintf(why, sizeof why, "%s in packet from client (%s)",
                      rc == TERN_ETOOBIG ? "packet too large" : tern_strerror(rc),
                      rc == TERN_EPROTO ? "protocol error" : "bad input");
-            fail(c, rc == TERN_ETOOBIG   ? MQTT_RC_PACKET_TOO_LARGE
-                    : rc == TERN_EPROTO ? MQTT_RC_PROTOCOL_ERROR
-                                        : MQTT_RC_MALFORMED_PACKET,
+            fail(c,
+                 rc == TERN_ETOOBIG  ? MQTT_RC_PACKET_TOO_LARGE
+                 : rc == TERN_EPROTO ? MQTT_RC_PROTOCOL_ERROR
+                                     : MQTT_RC_MALFORMED_PACKET,
                  why);
             break;
         }

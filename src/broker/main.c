@@ -20,17 +20,16 @@ int broker_reload(struct broker *b, const char *path);
 
 static void usage(FILE *f)
 {
-    fprintf(f,
-            "usage: ternd [-c FILE] [-p PORT] [-v] [--ready-file PATH]\n"
-            "  -c, --config FILE     configuration file (Mosquitto syntax; see --help-config)\n"
-            "  -p, --port PORT       port of the default/first listener (0 = any free port)\n"
-            "  -v, --verbose         log everything (log_type all)\n"
-            "      --ready-file PATH when listening, write 'listen mqtt ADDR PORT' lines there\n"
-            "      --help-config     list every configuration directive\n"
-            "      --version         print the version\n"
-            "Without -c, ternd listens on localhost:1883 and allows anonymous clients there.\n"
-            "When all listeners are bound, ternd prints one 'listen mqtt ADDR PORT' line per\n"
-            "listener and then 'ready' on standard output.\n");
+    fprintf(f, "usage: ternd [-c FILE] [-p PORT] [-v] [--ready-file PATH]\n"
+               "  -c, --config FILE     configuration file (Mosquitto syntax; see --help-config)\n"
+               "  -p, --port PORT       port of the default/first listener (0 = any free port)\n"
+               "  -v, --verbose         log everything (log_type all)\n"
+               "      --ready-file PATH when listening, write 'listen mqtt ADDR PORT' lines there\n"
+               "      --help-config     list every configuration directive\n"
+               "      --version         print the version\n"
+               "Without -c, ternd listens on localhost:1883 and allows anonymous clients there.\n"
+               "When all listeners are bound, ternd prints one 'listen mqtt ADDR PORT' line per\n"
+               "listener and then 'ready' on standard output.\n");
 }
 
 static int write_ready_file(const char *path, const char *text);
@@ -98,7 +97,9 @@ int main(int argc, char **argv)
         case 'H': conf_print_help(stdout); return 0;
         case 'V': printf("ternd %s\n", TERN_VERSION); return 0;
         case 'h': usage(stdout); return 0;
-        case 'd': fprintf(stderr, "ternd: -d (daemon) is not supported; use a service manager\n"); return 2;
+        case 'd':
+            fprintf(stderr, "ternd: -d (daemon) is not supported; use a service manager\n");
+            return 2;
         default: usage(stderr); return 2;
         }
     }

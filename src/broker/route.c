@@ -93,8 +93,13 @@ static void dispatch(struct worker *w, struct msg *m, const struct sub_entry *e)
         client_deliver(w, e->session, m, qos, retain, shared ? SESS_F_SHARED : 0);
         return;
     }
-    struct xitem it = {.kind = XI_DELIVER, .qos = qos, .retain = retain, .flags = shared ? SESS_F_SHARED : 0,
-                       .session_id = e->session_id, .ptr = e->session, .m = msg_ref(m)};
+    struct xitem it = {.kind = XI_DELIVER,
+                       .qos = qos,
+                       .retain = retain,
+                       .flags = shared ? SESS_F_SHARED : 0,
+                       .session_id = e->session_id,
+                       .ptr = e->session,
+                       .m = msg_ref(m)};
     if (worker_post(w, e->thread, &it)) {
         msg_unref(m);
         STAT_ADD(w, msgs_dropped, 1);
@@ -155,7 +160,8 @@ static void move_one(void *vctx, struct msg *m, uint8_t qos)
         subs_rdlock(w);
         int rc = trie_share_pick(w->b->subs, g, gl, f, fl, s->id, &e);
         if (rc == 0) {
-            e.options = (uint8_t)((e.options & ~0x03) | (qos < (e.options & 3) ? qos : (e.options & 3)));
+            e.options =
+                (uint8_t)((e.options & ~0x03) | (qos < (e.options & 3) ? qos : (e.options & 3)));
             e.options |= 0x80;
             dispatch(w, m, &e);
             return;

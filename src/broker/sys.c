@@ -8,8 +8,8 @@
 
 static void sys_pub(struct worker *w, const char *topic, const char *value)
 {
-    struct msg *m = msg_new(&w->b->mem, &w->pool, (const uint8_t *)topic, (uint16_t)strlen(topic), NULL, 0,
-                            (const uint8_t *)value, (uint32_t)strlen(value), 0, true);
+    struct msg *m = msg_new(&w->b->mem, &w->pool, (const uint8_t *)topic, (uint16_t)strlen(topic),
+                            NULL, 0, (const uint8_t *)value, (uint32_t)strlen(value), 0, true);
     if (!m)
         return;
     if (store_retain_put(w->b->store, m) == 0)

@@ -24,11 +24,10 @@
 #include "net/sock.h"
 #include "net/tls.h"
 
-#define TAG_EVENTFD 2u
-#define SCRATCH_SIZE 65536
+#define TAG_EVENTFD     2u
+#define SCRATCH_SIZE    65536
 #define READS_PER_EVENT 4
-#define OUT_MAX_BYTES (64u << 20)
-
+#define OUT_MAX_BYTES   (64u << 20)
 
 const char *client_name(const struct client *c, char *buf, size_t len)
 {
@@ -47,8 +46,8 @@ void client_close(struct client *c, enum log_level lvl, const char *reason)
         return;
     if (reason) {
         char name[160];
-        log_write(&c->w->b->log, lvl, "client %s disconnected: %s", client_name(c, name, sizeof name),
-                  reason);
+        log_write(&c->w->b->log, lvl, "client %s disconnected: %s",
+                  client_name(c, name, sizeof name), reason);
     }
     c->state = CS_CLOSED;
     c->next_close = c->w->closing;
@@ -118,8 +117,8 @@ static void unlink_client(struct worker *w, struct client *c)
 /* ---- limits ---- */
 
 const char *const limit_names[LIMIT_COUNT] = {
-    "connections", "connections_per_ip", "connection_rate", "subscriptions", "topic",
-    "publish_rate", "retained", "memory", "queue", "slow_consumer",
+    "connections",  "connections_per_ip", "connection_rate", "subscriptions", "topic",
+    "publish_rate", "retained",           "memory",          "queue",         "slow_consumer",
 };
 
 void limit_hit(struct worker *w, enum limit_kind k, const char *who, const char *detail)
@@ -173,7 +172,8 @@ static const char *ip_admit(struct worker *w, const char *addr, const struct con
         if (conf->connection_rate_per_ip && e->attempts > (uint32_t)conf->connection_rate_per_ip) {
             refused = "connection rate from this address over connection_rate_per_ip";
             *kind = LIMIT_CONN_RATE;
-        } else if (conf->max_connections_per_ip && e->open >= (uint32_t)conf->max_connections_per_ip) {
+        } else if (conf->max_connections_per_ip &&
+                   e->open >= (uint32_t)conf->max_connections_per_ip) {
             refused = "too many connections from this address (max_connections_per_ip)";
             *kind = LIMIT_CONN_PER_IP;
         } else {
@@ -214,8 +214,8 @@ static void on_accept(struct worker *w, int li)
             return;
         if (rc) {
             if (log_ratelimit_ok(&w->drop_log, w->now_s, 5, &(unsigned){0}))
-                log_write(&b->log, LOG_WARN, "accept failed on port %d: %s",
-                          b->listeners[li].port, strerror(errno));
+                log_write(&b->log, LOG_WARN, "accept failed on port %d: %s", b->listeners[li].port,
+                          strerror(errno));
             return;
         }
         int64_t open = atomic_fetch_add(&b->connections, 1) + 1;
@@ -249,8 +249,8 @@ static void on_accept(struct worker *w, int li)
         c->ip_counted = ip_counted;
         c->listener = li;
         c->send_will = true;
-        uint32_t maxp = conf->max_packet_size ? (uint32_t)conf->max_packet_size
-                                              : MQTT_MAX_REMAINING + 5;
+        uint32_t maxp =
+            conf->max_packet_size ? (uint32_t)conf->max_packet_size : MQTT_MAX_REMAINING + 5;
         c->max_packet = maxp;
         buf_init(&c->rbuf, &b->mem, MEM_CONN, (size_t)maxp + 8);
         buf_init(&c->pending_connect, &b->mem, MEM_CONN, (size_t)maxp + 8);
@@ -278,7 +278,8 @@ static void on_accept(struct worker *w, int li)
         ep_set(c, true);
         c->ka_timer.kind = 1;
         /* a socket that sends no CONNECT in time is closed */
-        wheel_add(&w->wheel, &c->ka_timer, w->now_s + (conf->connect_timeout > 0 ? conf->connect_timeout : 10));
+        wheel_add(&w->wheel, &c->ka_timer,
+                  w->now_s + (conf->connect_timeout > 0 ? conf->connect_timeout : 10));
         log_write(&b->log, LOG_DEBUG, "new connection from %s on port %d", addr,
                   b->listeners[li].port);
     }
@@ -403,8 +404,9 @@ static void on_readable(struct client *c)
             }
         }
         if (n == 0) {
-            client_close(c, LOG_NOTICE, c->state == CS_CONNECTED ? "connection closed by peer"
-                                                                 : "closed before CONNECT");
+            client_close(c, LOG_NOTICE,
+                         c->state == CS_CONNECTED ? "connection closed by peer"
+                                                  : "closed before CONNECT");
             return;
         }
         if (n < 0) {

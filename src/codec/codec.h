@@ -149,7 +149,7 @@ enum mqtt_prop_id {
 /* Properties allowed to appear in the "will properties" block of CONNECT. */
 #define MQTT_PROPS_WILL                                                                            \
     (MQTT_PROP_BIT(MQTT_PROP_PAYLOAD_FORMAT_INDICATOR) |                                           \
-     MQTT_PROP_BIT(MQTT_PROP_MESSAGE_EXPIRY_INTERVAL) | MQTT_PROP_BIT(MQTT_PROP_CONTENT_TYPE) |   \
+     MQTT_PROP_BIT(MQTT_PROP_MESSAGE_EXPIRY_INTERVAL) | MQTT_PROP_BIT(MQTT_PROP_CONTENT_TYPE) |    \
      MQTT_PROP_BIT(MQTT_PROP_RESPONSE_TOPIC) | MQTT_PROP_BIT(MQTT_PROP_CORRELATION_DATA) |         \
      MQTT_PROP_BIT(MQTT_PROP_WILL_DELAY_INTERVAL) | MQTT_PROP_BIT(MQTT_PROP_USER_PROPERTY))
 
@@ -233,9 +233,9 @@ int codec_props_next(const uint8_t *raw, uint32_t raw_len, uint32_t *off, struct
 
 struct mqtt_connect {
     struct mqtt_str protocol_name;
-    uint8_t level;         /* 3, 4 or 5 */
-    uint8_t flags;         /* raw connect flags byte */
-    bool clean;            /* clean session (v3) / clean start (v5) */
+    uint8_t level; /* 3, 4 or 5 */
+    uint8_t flags; /* raw connect flags byte */
+    bool clean;    /* clean session (v3) / clean start (v5) */
     bool will;
     uint8_t will_qos;
     bool will_retain;
@@ -279,9 +279,9 @@ struct mqtt_ack {
 struct mqtt_sub_entry {
     struct mqtt_str filter;
     uint8_t qos;
-    bool no_local;          /* v5 */
+    bool no_local;            /* v5 */
     bool retain_as_published; /* v5 */
-    uint8_t retain_handling; /* v5: 0, 1, 2 */
+    uint8_t retain_handling;  /* v5: 0, 1, 2 */
 };
 
 /* SUBSCRIBE and UNSUBSCRIBE: entries are validated on decode and walked afterwards with
@@ -291,7 +291,7 @@ struct mqtt_subscribe {
     struct mqtt_props props;
     const uint8_t *entries; /* decode: the payload */
     uint32_t entries_len;
-    uint32_t count; /* number of topic filters (at least 1) */
+    uint32_t count;                    /* number of topic filters (at least 1) */
     const struct mqtt_sub_entry *list; /* encode: count entries */
 };
 
@@ -318,9 +318,9 @@ struct mqtt_packet {
         struct mqtt_connack connack;
         struct mqtt_publish publish;
         struct mqtt_ack ack;
-        struct mqtt_subscribe subscribe;     /* SUBSCRIBE, UNSUBSCRIBE */
-        struct mqtt_suback suback;           /* SUBACK, UNSUBACK */
-        struct mqtt_reason reason;           /* DISCONNECT, AUTH */
+        struct mqtt_subscribe subscribe; /* SUBSCRIBE, UNSUBSCRIBE */
+        struct mqtt_suback suback;       /* SUBACK, UNSUBACK */
+        struct mqtt_reason reason;       /* DISCONNECT, AUTH */
     } u;
 };
 
@@ -334,10 +334,11 @@ int codec_peek_header(const uint8_t *buf, size_t len, uint32_t max_packet, uint8
  * (3, 4 or 5); for a CONNECT the packet's own level is used. A CONNECT whose protocol name is
  * "MQTT" or "MQIsdp" but whose level is not one this name supports ("MQIsdp"+3, "MQTT"+4/5)
  * decodes successfully with only protocol_name and level set, so the session can answer CONNACK
- * 0x01 / 0x84 [MQTT-3.1.2-2]; any other protocol name is TERN_EPROTO [MQTT-3.1.2-1]. Fixed-header flags are checked
- * [MQTT-2.2.2-1] [MQTT-2.2.2-2], every UTF-8 field is validated [MQTT-1.5.3-1] [MQTT-1.5.3-2].
- * On 0, *consumed is the packet size and *out holds views into buf. Topic-name rules beyond
- * UTF-8 (wildcards, empty) are left to the router so v5 topic aliases can be resolved first. */
+ * 0x01 / 0x84 [MQTT-3.1.2-2]; any other protocol name is TERN_EPROTO [MQTT-3.1.2-1]. Fixed-header
+ * flags are checked [MQTT-2.2.2-1] [MQTT-2.2.2-2], every UTF-8 field is validated [MQTT-1.5.3-1]
+ * [MQTT-1.5.3-2]. On 0, *consumed is the packet size and *out holds views into buf. Topic-name
+ * rules beyond UTF-8 (wildcards, empty) are left to the router so v5 topic aliases can be resolved
+ * first. */
 int codec_decode(const uint8_t *buf, size_t len, uint8_t version, uint32_t max_packet,
                  struct mqtt_packet *out, size_t *consumed) TERN_MUST_CHECK;
 

@@ -118,8 +118,7 @@ static int decode_connect(struct rd *r, struct mqtt_connect *c)
     bool mqisdp = name_is(&c->protocol_name, "MQIsdp", 6);
     if (!mqtt && !mqisdp)
         return TERN_EPROTO; /* [MQTT-3.1.2-1] */
-    if ((mqisdp && c->level != MQTT_V31) ||
-        (mqtt && c->level != MQTT_V311 && c->level != MQTT_V5))
+    if ((mqisdp && c->level != MQTT_V31) || (mqtt && c->level != MQTT_V311 && c->level != MQTT_V5))
         return 0; /* only name and level: the session answers 0x01 / 0x84 [MQTT-3.1.2-2] */
     uint8_t v = c->level;
     if (rd_u8(r, &c->flags) || rd_u16(r, &c->keep_alive))
@@ -135,8 +134,8 @@ static int decode_connect(struct rd *r, struct mqtt_connect *c)
     c->has_username = (f & 0x80) != 0;
     if (c->will_qos == 3) /* [MQTT-3.1.2-14] (v5: 3.1.2.6 "Malformed Packet") */
         return TERN_EMALFORMED;
-    if (!c->will && (c->will_qos || c->will_retain)) /* [MQTT-3.1.2-11] [MQTT-3.1.2-13] */
-        return TERN_EMALFORMED;                      /* [MQTT-3.1.2-15] */
+    if (!c->will && (c->will_qos || c->will_retain))           /* [MQTT-3.1.2-11] [MQTT-3.1.2-13] */
+        return TERN_EMALFORMED;                                /* [MQTT-3.1.2-15] */
     if (v == MQTT_V311 && c->has_password && !c->has_username) /* [MQTT-3.1.2-22] */
         return TERN_EMALFORMED;
     if (v == MQTT_V5) {
@@ -320,31 +319,22 @@ static int decode_body(struct rd *r, uint8_t version, struct mqtt_packet *out)
 {
     uint8_t type = out->type;
     switch (type) {
-    case MQTT_CONNECT:
-        return decode_connect(r, &out->u.connect);
-    case MQTT_CONNACK:
-        return decode_connack(r, version, &out->u.connack);
-    case MQTT_PUBLISH:
-        return decode_publish(r, version, out->flags, &out->u.publish);
+    case MQTT_CONNECT: return decode_connect(r, &out->u.connect);
+    case MQTT_CONNACK: return decode_connack(r, version, &out->u.connack);
+    case MQTT_PUBLISH: return decode_publish(r, version, out->flags, &out->u.publish);
     case MQTT_PUBACK:
     case MQTT_PUBREC:
     case MQTT_PUBREL:
-    case MQTT_PUBCOMP:
-        return decode_ack(r, version, type, &out->u.ack);
+    case MQTT_PUBCOMP: return decode_ack(r, version, type, &out->u.ack);
     case MQTT_SUBSCRIBE:
-    case MQTT_UNSUBSCRIBE:
-        return decode_subscribe(r, version, type, &out->u.subscribe);
+    case MQTT_UNSUBSCRIBE: return decode_subscribe(r, version, type, &out->u.subscribe);
     case MQTT_SUBACK:
-    case MQTT_UNSUBACK:
-        return decode_suback(r, version, type, &out->u.suback);
+    case MQTT_UNSUBACK: return decode_suback(r, version, type, &out->u.suback);
     case MQTT_PINGREQ:
-    case MQTT_PINGRESP:
-        return done(r); /* no variable header or payload (3.12, 3.13) */
+    case MQTT_PINGRESP: return done(r); /* no variable header or payload (3.12, 3.13) */
     case MQTT_DISCONNECT:
-    case MQTT_AUTH:
-        return decode_reason(r, version, type, &out->u.reason);
-    default:
-        return TERN_EMALFORMED;
+    case MQTT_AUTH: return decode_reason(r, version, type, &out->u.reason);
+    default: return TERN_EMALFORMED;
     }
 }
 

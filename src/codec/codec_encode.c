@@ -51,8 +51,8 @@ static int layout_connect(struct wr *w, uint8_t v, const struct mqtt_connect *c)
         return TERN_EINVAL;
     if (!str_ok(&c->client_id) || !props_ok(v, &c->props))
         return TERN_EINVAL;
-    if (c->will && (!str_ok(&c->will_topic) || !str_ok(&c->will_payload) ||
-                    !props_ok(v, &c->will_props)))
+    if (c->will &&
+        (!str_ok(&c->will_topic) || !str_ok(&c->will_payload) || !props_ok(v, &c->will_props)))
         return TERN_EINVAL;
     if ((c->has_username && !str_ok(&c->username)) || (c->has_password && !str_ok(&c->password)))
         return TERN_EINVAL;
@@ -91,8 +91,8 @@ static int layout_connack(struct wr *w, uint8_t v, const struct mqtt_connack *c)
 
 static int layout_publish(struct wr *w, uint8_t v, const struct mqtt_publish *p)
 {
-    if (p->qos > 2 || (p->qos && !p->packet_id) || !str_ok(&p->topic) ||
-        !props_ok(v, &p->props) || (p->payload.len && !p->payload.p))
+    if (p->qos > 2 || (p->qos && !p->packet_id) || !str_ok(&p->topic) || !props_ok(v, &p->props) ||
+        (p->payload.len && !p->payload.p))
         return TERN_EINVAL;
     wr_str(w, &p->topic);
     if (p->qos)

@@ -5,9 +5,9 @@
 const char *codec_type_name(uint8_t type)
 {
     static const char *const names[16] = {
-        "RESERVED", "CONNECT",     "CONNACK",  "PUBLISH", "PUBACK",  "PUBREC",
-        "PUBREL",   "PUBCOMP",     "SUBSCRIBE", "SUBACK", "UNSUBSCRIBE", "UNSUBACK",
-        "PINGREQ",  "PINGRESP",    "DISCONNECT", "AUTH",
+        "RESERVED", "CONNECT",  "CONNACK",    "PUBLISH", "PUBACK",      "PUBREC",
+        "PUBREL",   "PUBCOMP",  "SUBSCRIBE",  "SUBACK",  "UNSUBSCRIBE", "UNSUBACK",
+        "PINGREQ",  "PINGRESP", "DISCONNECT", "AUTH",
     };
     return type < 16 ? names[type] : "UNKNOWN";
 }

@@ -25,7 +25,7 @@ enum prop_type {
 };
 
 #define B(id) MQTT_PROP_BIT(MQTT_PROP_##id)
-#define T(t) (UINT64_C(1) << (t))
+#define T(t)  (UINT64_C(1) << (t))
 /* Bit 0 of a packet mask stands for the will properties (packet type 0 is unused). */
 #define WILL_ONLY T(0)
 
@@ -97,16 +97,14 @@ static int read_value(struct rd *r, uint8_t t, struct mqtt_prop *p)
             return TERN_EMALFORMED;
         p->num = h;
         return 0;
-    case PT_U32:
-        return rd_u32(r, &p->num);
+    case PT_U32: return rd_u32(r, &p->num);
     case PT_VARINT:
         n = codec_varint_decode(r->p + r->off, rd_left(r), &p->num);
         if (n <= 0)
             return TERN_EMALFORMED;
         r->off += (uint32_t)n;
         return 0;
-    case PT_BIN:
-        return rd_bin(r, &p->str);
+    case PT_BIN: return rd_bin(r, &p->str);
     case PT_STR:
         if (rd_bin(r, &p->str) || !utf8_valid_mqtt(p->str.p, p->str.len))
             return TERN_EMALFORMED;
@@ -117,8 +115,7 @@ static int read_value(struct rd *r, uint8_t t, struct mqtt_prop *p)
         if (rd_bin(r, &p->str2) || !utf8_valid_mqtt(p->str2.p, p->str2.len))
             return TERN_EMALFORMED;
         return 0;
-    default:
-        return TERN_EMALFORMED;
+    default: return TERN_EMALFORMED;
     }
 }
 
@@ -126,23 +123,20 @@ static int read_value(struct rd *r, uint8_t t, struct mqtt_prop *p)
 static int check_range(const struct mqtt_prop *p)
 {
     switch (p->id) {
-    case MQTT_PROP_PAYLOAD_FORMAT_INDICATOR:       /* 0 or 1 (3.3.2.3.2) */
-    case MQTT_PROP_REQUEST_PROBLEM_INFORMATION:    /* 0 or 1 (3.1.2.11.7) */
-    case MQTT_PROP_REQUEST_RESPONSE_INFORMATION:   /* 0 or 1 (3.1.2.11.6) */
-    case MQTT_PROP_MAXIMUM_QOS:                    /* 0 or 1 (3.2.2.3.4) */
-    case MQTT_PROP_RETAIN_AVAILABLE:               /* 0 or 1 (3.2.2.3.5) */
+    case MQTT_PROP_PAYLOAD_FORMAT_INDICATOR:     /* 0 or 1 (3.3.2.3.2) */
+    case MQTT_PROP_REQUEST_PROBLEM_INFORMATION:  /* 0 or 1 (3.1.2.11.7) */
+    case MQTT_PROP_REQUEST_RESPONSE_INFORMATION: /* 0 or 1 (3.1.2.11.6) */
+    case MQTT_PROP_MAXIMUM_QOS:                  /* 0 or 1 (3.2.2.3.4) */
+    case MQTT_PROP_RETAIN_AVAILABLE:             /* 0 or 1 (3.2.2.3.5) */
     case MQTT_PROP_WILDCARD_SUBSCRIPTION_AVAILABLE:
     case MQTT_PROP_SUBSCRIPTION_IDENTIFIER_AVAILABLE:
-    case MQTT_PROP_SHARED_SUBSCRIPTION_AVAILABLE:
-        return p->num > 1 ? TERN_EPROTO : 0;
+    case MQTT_PROP_SHARED_SUBSCRIPTION_AVAILABLE: return p->num > 1 ? TERN_EPROTO : 0;
     case MQTT_PROP_RECEIVE_MAXIMUM:     /* "Protocol Error to include ... value 0" (3.1.2.11.3) */
     case MQTT_PROP_MAXIMUM_PACKET_SIZE: /* idem (3.1.2.11.4) */
-    case MQTT_PROP_TOPIC_ALIAS:         /* [MQTT-3.3.2-8] */
-        return p->num == 0 ? TERN_EPROTO : 0;
+    case MQTT_PROP_TOPIC_ALIAS: /* [MQTT-3.3.2-8] */ return p->num == 0 ? TERN_EPROTO : 0;
     case MQTT_PROP_SUBSCRIPTION_IDENTIFIER: /* 1 to 268,435,455 (3.3.2.3.8, 3.8.2.1.2) */
         return p->num == 0 || p->num > MQTT_MAX_REMAINING ? TERN_EPROTO : 0;
-    default:
-        return 0;
+    default: return 0;
     }
 }
 

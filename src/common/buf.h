@@ -13,10 +13,10 @@
 
 struct buf {
     uint8_t *data;
-    size_t len;       /* bytes in use */
-    size_t cap;       /* bytes allocated */
-    size_t max;       /* hard limit on len */
-    struct mem *mem;  /* allocator (borrowed) */
+    size_t len;      /* bytes in use */
+    size_t cap;      /* bytes allocated */
+    size_t max;      /* hard limit on len */
+    struct mem *mem; /* allocator (borrowed) */
     enum mem_cat cat;
 };
 

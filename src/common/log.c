@@ -134,10 +134,11 @@ int log_level_parse(const char *w)
         const char *name;
         int bits;
     } t[] = {
-        {"error", LOG_ERR},     {"warning", LOG_WARN},  {"notice", LOG_NOTICE},
-        {"information", LOG_INFO}, {"info", LOG_INFO},  {"debug", LOG_DEBUG},
-        {"subscribe", LOG_SUB}, {"unsubscribe", LOG_SUB}, {"all", LOG_ALL_LEVELS},
-        {"none", 0},
+        {"error", LOG_ERR},      {"warning", LOG_WARN},
+        {"notice", LOG_NOTICE},  {"information", LOG_INFO},
+        {"info", LOG_INFO},      {"debug", LOG_DEBUG},
+        {"subscribe", LOG_SUB},  {"unsubscribe", LOG_SUB},
+        {"all", LOG_ALL_LEVELS}, {"none", 0},
     };
     for (size_t i = 0; i < sizeof t / sizeof t[0]; i++)
         if (strcmp(w, t[i].name) == 0)

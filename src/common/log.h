@@ -2,7 +2,8 @@
  *
  * A struct log lives in struct broker; every thread logs through it. Each line is formatted into
  * a stack buffer and written with one write(2), so lines from threads never interleave.
- * Configuration (mask, destinations) is set before threads start or swapped atomically on reload. */
+ * Configuration (mask, destinations) is set before threads start or swapped atomically on reload.
+ */
 #ifndef TERN_COMMON_LOG_H
 #define TERN_COMMON_LOG_H
 
@@ -16,7 +17,7 @@ enum log_level {
     LOG_NOTICE = 1 << 2,
     LOG_INFO = 1 << 3,
     LOG_DEBUG = 1 << 4,
-    LOG_SUB = 1 << 5,   /* subscribe/unsubscribe events (mosquitto "subscribe") */
+    LOG_SUB = 1 << 5, /* subscribe/unsubscribe events (mosquitto "subscribe") */
     LOG_ALL_LEVELS = 0x3F,
 };
 

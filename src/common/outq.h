@@ -60,6 +60,9 @@ int outq_flush(struct outq *q, int fd, size_t *written);
 int outq_peek(const struct outq *q, struct iovec *iov, int max);
 /* Marks n bytes as written (after outq_peek + a successful transport write). */
 void outq_advance(struct outq *q, size_t n);
-static inline bool outq_empty(const struct outq *q) { return q->pending == 0; }
+static inline bool outq_empty(const struct outq *q)
+{
+    return q->pending == 0;
+}
 
 #endif

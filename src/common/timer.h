@@ -30,7 +30,10 @@ void wheel_init(struct wheel *w, int64_t now_s);
 void wheel_add(struct wheel *w, struct timer *t, int64_t due_s);
 /* Unschedules t (no-op when not scheduled). */
 void wheel_del(struct timer *t);
-static inline bool timer_pending(const struct timer *t) { return t->pprev != 0; }
+static inline bool timer_pending(const struct timer *t)
+{
+    return t->pprev != 0;
+}
 /* Fires every timer due at or before now_s (each is unscheduled before fn is called, and fn may
  * re-add it or others). */
 void wheel_advance(struct wheel *w, int64_t now_s, wheel_fire_fn fn, void *ctx);

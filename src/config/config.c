@@ -16,7 +16,7 @@
 
 #define G(field) offsetof(struct config, field)
 #define L(field) offsetof(struct conf_listener, field)
-#define NOLIMIT 0, 0
+#define NOLIMIT  0, 0
 
 struct parse_ctx {
     struct mem *mem;
@@ -26,7 +26,8 @@ struct parse_ctx {
     char *err;
     size_t errlen;
     bool log_dest_seen, log_type_seen;
-    bool implicit_listener; /* listener 0 was made by `port` or a listener setting, not `listener` */
+    bool
+        implicit_listener; /* listener 0 was made by `port` or a listener setting, not `listener` */
 };
 
 static int perr(struct parse_ctx *p, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -107,9 +108,9 @@ const struct conf_directive conf_directives[] = {
      "OpenSSL TLS 1.3 cipher suites"},
     {"require_certificate", CONF_BOOL, true, L(require_certificate), 0, 1, "false", false,
      "TLS clients must present a certificate signed by cafile/capath (mTLS)"},
-    {"use_identity_as_username", CONF_BOOL, true, L(use_identity_as_username), 0, 1, "false",
-     false, "use the client certificate's CN (or first DNS SAN) as the user name (for ACLs); "
-            "such clients need no password"},
+    {"use_identity_as_username", CONF_BOOL, true, L(use_identity_as_username), 0, 1, "false", false,
+     "use the client certificate's CN (or first DNS SAN) as the user name (for ACLs); "
+     "such clients need no password"},
     {"max_connections", CONF_SPECIAL, false, G(max_connections), -1, 100000000, "-1", true,
      "maximum client connections, global before any listener, per listener after one; -1 = "
      "unlimited (bounded by the file descriptor limit)"},
@@ -183,8 +184,9 @@ const struct conf_directive conf_directives[] = {
      "open connections from one IP address; 0 = unlimited"},
     {"connection_rate_per_ip", CONF_INT, false, G(connection_rate_per_ip), 0, 100000000, "0", true,
      "new connections per second from one IP address (more are closed at once); 0 = unlimited"},
-    {"max_subscriptions_per_client", CONF_INT, false, G(max_subscriptions_per_client), 0,
-     100000000, "10000", true, "subscriptions one session may hold (SUBACK 0x80/0x97 beyond); 0 "
+    {"max_subscriptions_per_client", CONF_INT, false, G(max_subscriptions_per_client), 0, 100000000,
+     "10000", true,
+     "subscriptions one session may hold (SUBACK 0x80/0x97 beyond); 0 "
      "= unlimited"},
     {"max_topic_length", CONF_INT, false, G(max_topic_length), 1, 65535, "65535", true,
      "longest topic name or filter accepted (bytes)"},
@@ -206,8 +208,9 @@ const struct conf_directive conf_directives[] = {
     {"log_dest", CONF_SPECIAL, false, G(log_dest), NOLIMIT, "stderr", true,
      "stderr | stdout | file PATH | syslog | none (repeatable)"},
     {"log_type", CONF_SPECIAL, false, G(log_type), NOLIMIT, "error warning notice information",
-     true, "error | warning | notice | information | debug | subscribe | unsubscribe | all | none "
-           "(repeatable)"},
+     true,
+     "error | warning | notice | information | debug | subscribe | unsubscribe | all | none "
+     "(repeatable)"},
     {"log_timestamp", CONF_BOOL, false, G(log_timestamp), 0, 1, "true", true,
      "prefix log lines with an ISO 8601 UTC timestamp"},
 };
@@ -276,10 +279,8 @@ static int set_value(struct parse_ctx *p, const struct conf_directive *d, const 
         else
             return perr(p, "%s: '%s' is not a boolean (true or false)", d->name, v);
         return 0;
-    case CONF_STRING:
-        return set_string(p, (char **)f, v);
-    case CONF_SPECIAL:
-        break;
+    case CONF_STRING: return set_string(p, (char **)f, v);
+    case CONF_SPECIAL: break;
     }
     return perr(p, "%s: internal error", d->name);
 }
@@ -386,8 +387,10 @@ static int h_log_type(struct parse_ctx *p, const struct conf_directive *d, char 
     for (int i = 0; i < argc; i++) {
         int bits = log_level_parse(argv[i]);
         if (bits < 0)
-            return perr(p, "log_type: '%s' is not error, warning, notice, information, debug, "
-                           "subscribe, unsubscribe, all or none", argv[i]);
+            return perr(p,
+                        "log_type: '%s' is not error, warning, notice, information, debug, "
+                        "subscribe, unsubscribe, all or none",
+                        argv[i]);
         if (bits == 0)
             p->c->log_type = 0;
         else
@@ -697,7 +700,8 @@ static const char *type_name(enum conf_type t)
 
 void conf_print_help(FILE *f)
 {
-    fprintf(f, "# ternd configuration directives (Mosquitto syntax: one `name value` per line)\n\n");
+    fprintf(f,
+            "# ternd configuration directives (Mosquitto syntax: one `name value` per line)\n\n");
     fprintf(f, "| directive | type | default | range | reload | scope | description |\n");
     fprintf(f, "| --- | --- | --- | --- | --- | --- | --- |\n");
     for (size_t i = 0; i < conf_directive_count; i++) {

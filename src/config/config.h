@@ -23,12 +23,12 @@ enum conf_protocol { CONF_PROTO_MQTT = 0, CONF_PROTO_WEBSOCKETS = 1 };
  * apply to it. A listener bound to a loopback address (or the default, localhost) allows
  * anonymous clients by default; any other listener does not unless allow_anonymous says so. */
 struct conf_listener {
-    int port;             /* 0..65535; 0 = pick a free port (tests) */
-    char *bind_address;   /* NULL = all addresses ("listener 1883" in mosquitto) */
-    int protocol;         /* enum conf_protocol */
-    int allow_anonymous;  /* -1 = not set (use the global/default rule), 0, 1 */
-    int max_connections;  /* -1 = unlimited */
-    char *mount_point;    /* NULL = none */
+    int port;            /* 0..65535; 0 = pick a free port (tests) */
+    char *bind_address;  /* NULL = all addresses ("listener 1883" in mosquitto) */
+    int protocol;        /* enum conf_protocol */
+    int allow_anonymous; /* -1 = not set (use the global/default rule), 0, 1 */
+    int max_connections; /* -1 = unlimited */
+    char *mount_point;   /* NULL = none */
     /* TLS (issue #6): kept here so the file format is stable */
     char *certfile, *keyfile, *cafile, *capath, *crlfile;
     char *tls_version;             /* minimum: "tlsv1.2" (default) or "tlsv1.3" */
@@ -42,42 +42,42 @@ struct config {
     struct conf_listener listeners[CONF_MAX_LISTENERS];
     int n_listeners;
 
-    int threads;                      /* I/O threads; 0 = number of cores */
-    int max_connections;              /* -1 = unlimited (bounded by the fd limit) */
-    int max_inflight_messages;        /* outgoing QoS 1/2 window per client (1..65535), 20 */
-    long long max_inflight_bytes;     /* 0 = unlimited */
-    int max_queued_messages;          /* per client, 1000; 0 = unlimited */
-    long long max_queued_bytes;       /* per client, 0 = unlimited */
-    bool queue_qos0_messages;         /* queue QoS 0 for offline persistent sessions, false */
-    long long message_size_limit;     /* max PUBLISH payload, 0 = protocol max */
-    long long max_packet_size;        /* max incoming packet, 0 = protocol max */
-    int allow_anonymous;              /* -1 = not set: localhost listeners only */
-    bool allow_zero_length_clientid;  /* true */
-    char *auto_id_prefix;             /* "auto-" */
+    int threads;                            /* I/O threads; 0 = number of cores */
+    int max_connections;                    /* -1 = unlimited (bounded by the fd limit) */
+    int max_inflight_messages;              /* outgoing QoS 1/2 window per client (1..65535), 20 */
+    long long max_inflight_bytes;           /* 0 = unlimited */
+    int max_queued_messages;                /* per client, 1000; 0 = unlimited */
+    long long max_queued_bytes;             /* per client, 0 = unlimited */
+    bool queue_qos0_messages;               /* queue QoS 0 for offline persistent sessions, false */
+    long long message_size_limit;           /* max PUBLISH payload, 0 = protocol max */
+    long long max_packet_size;              /* max incoming packet, 0 = protocol max */
+    int allow_anonymous;                    /* -1 = not set: localhost listeners only */
+    bool allow_zero_length_clientid;        /* true */
+    char *auto_id_prefix;                   /* "auto-" */
     long long persistent_client_expiration; /* seconds; default 14 days; 0 = never */
-    int sys_interval;                 /* seconds, 10; 0 = no $SYS */
-    int max_keepalive;                /* seconds, 65535 */
-    int connect_timeout;              /* seconds to receive CONNECT, 10 */
-    bool retain_available;            /* true */
-    int max_qos;                      /* 2 */
-    bool set_tcp_nodelay;             /* true */
-    char *password_file;              /* issue #6 */
-    char *acl_file;                   /* issue #6 */
-    bool persistence;                 /* durable store (later), false */
+    int sys_interval;                       /* seconds, 10; 0 = no $SYS */
+    int max_keepalive;                      /* seconds, 65535 */
+    int connect_timeout;                    /* seconds to receive CONNECT, 10 */
+    bool retain_available;                  /* true */
+    int max_qos;                            /* 2 */
+    bool set_tcp_nodelay;                   /* true */
+    char *password_file;                    /* issue #6 */
+    char *acl_file;                         /* issue #6 */
+    bool persistence;                       /* durable store (later), false */
     char *persistence_location;
-    int log_dest;                     /* enum log_dest bits, stderr */
-    char *log_file;                   /* for log_dest file */
-    int log_type;                     /* enum log_level bits */
-    bool log_timestamp;               /* true */
-    char *pid_file;                   /* NULL */
+    int log_dest;       /* enum log_dest bits, stderr */
+    char *log_file;     /* for log_dest file */
+    int log_type;       /* enum log_level bits */
+    bool log_timestamp; /* true */
+    char *pid_file;     /* NULL */
     /* MQTT 5.0 */
-    int max_topic_alias;              /* Topic Alias Maximum offered to clients, 10 */
-    bool topic_alias_out;             /* use server-to-client aliases when allowed, true */
-    int receive_maximum;              /* Receive Maximum offered (incoming QoS 2 window), 65535 */
-    char *response_info_prefix;       /* Response Information base ("responses/") */
-    bool check_payload_format;        /* refuse non-UTF-8 payloads flagged UTF-8 (0x99), true */
-    char *server_reference;           /* redirect v5 clients (with server_redirect) */
-    int server_redirect;              /* 0 none, 1 use another server (0x9C), 2 moved (0x9D) */
+    int max_topic_alias;        /* Topic Alias Maximum offered to clients, 10 */
+    bool topic_alias_out;       /* use server-to-client aliases when allowed, true */
+    int receive_maximum;        /* Receive Maximum offered (incoming QoS 2 window), 65535 */
+    char *response_info_prefix; /* Response Information base ("responses/") */
+    bool check_payload_format;  /* refuse non-UTF-8 payloads flagged UTF-8 (0x99), true */
+    char *server_reference;     /* redirect v5 clients (with server_redirect) */
+    int server_redirect;        /* 0 none, 1 use another server (0x9C), 2 moved (0x9D) */
     /* quotas and flood protection (0 = unlimited unless said otherwise) */
     int max_connections_per_ip;       /* open connections from one address */
     int connection_rate_per_ip;       /* new connections per second from one address */
@@ -88,7 +88,7 @@ struct config {
     long long publish_rate_bytes;     /* payload bytes per client per second */
     int max_retained_messages;
     long long max_retained_bytes;
-    long long memory_limit;           /* bytes of broker heap above which publishes are refused */
+    long long memory_limit; /* bytes of broker heap above which publishes are refused */
 };
 
 /* One directive row (exposed for --help-config, reload and tests). */
@@ -96,12 +96,12 @@ enum conf_type { CONF_INT, CONF_LLONG, CONF_BOOL, CONF_STRING, CONF_SPECIAL };
 struct conf_directive {
     const char *name;
     enum conf_type type;
-    bool per_listener;   /* field lives in struct conf_listener */
-    size_t offset;       /* offsetof the field */
-    long long min, max;  /* bounds for numbers */
-    const char *def;     /* default, as text (shown by --help-config and applied by conf_defaults) */
-    bool reloadable;     /* applied on SIGHUP */
-    const char *doc;     /* one-line description */
+    bool per_listener;  /* field lives in struct conf_listener */
+    size_t offset;      /* offsetof the field */
+    long long min, max; /* bounds for numbers */
+    const char *def;    /* default, as text (shown by --help-config and applied by conf_defaults) */
+    bool reloadable;    /* applied on SIGHUP */
+    const char *doc;    /* one-line description */
 };
 /* The table and its length. */
 extern const struct conf_directive conf_directives[];

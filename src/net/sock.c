@@ -50,18 +50,21 @@ int sock_listen(const char *bind_addr, int port, bool reuseport, int *fd_out, in
                 char *err, size_t errlen)
 {
     if (!bind_addr || !*bind_addr) {
-        struct sockaddr_in6 a6 = {.sin6_family = AF_INET6, .sin6_port = htons((uint16_t)port),
+        struct sockaddr_in6 a6 = {.sin6_family = AF_INET6,
+                                  .sin6_port = htons((uint16_t)port),
                                   .sin6_addr = IN6ADDR_ANY_INIT};
         if (try_listen((struct sockaddr *)&a6, sizeof a6, AF_INET6, reuseport, fd_out) == 0)
             goto ok;
-        struct sockaddr_in a4 = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port),
+        struct sockaddr_in a4 = {.sin_family = AF_INET,
+                                 .sin_port = htons((uint16_t)port),
                                  .sin_addr.s_addr = htonl(INADDR_ANY)};
         if (try_listen((struct sockaddr *)&a4, sizeof a4, AF_INET, reuseport, fd_out) == 0)
             goto ok;
         snprintf(err, errlen, "cannot listen on port %d: %s", port, strerror(errno));
         return TERN_EIO;
     }
-    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
+    struct addrinfo hints = {.ai_family = AF_UNSPEC,
+                             .ai_socktype = SOCK_STREAM,
                              .ai_flags = AI_PASSIVE | AI_NUMERICSERV};
     struct addrinfo *res = NULL;
     char portstr[16];

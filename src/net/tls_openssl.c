@@ -180,8 +180,8 @@ bool tls_peer_identity(SSL *ssl, char *out, size_t outlen)
         return false;
     }
     bool ok = false;
-    int len = X509_NAME_get_text_by_NID(X509_get_subject_name(cert), NID_commonName, out,
-                                        (int)outlen);
+    int len =
+        X509_NAME_get_text_by_NID(X509_get_subject_name(cert), NID_commonName, out, (int)outlen);
     if (len > 0 && (size_t)len < outlen && strlen(out) == (size_t)len) {
         ok = true;
     } else {

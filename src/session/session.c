@@ -131,8 +131,8 @@ int sess_write_packet(struct outq *out, uint8_t version, const struct mqtt_packe
     if (!dst)
         return TERN_ENOMEM;
     /* encode through a buf view over the reserved space: bounded to exactly `need` bytes */
-    struct buf b = {.data = dst, .len = 0, .cap = need, .max = need, .mem = out->mem,
-                    .cat = MEM_CONN};
+    struct buf b = {
+        .data = dst, .len = 0, .cap = need, .max = need, .mem = out->mem, .cat = MEM_CONN};
     int rc = codec_encode(p, version, &b);
     if (rc)
         return rc;
@@ -244,8 +244,8 @@ static bool too_big(struct session *s, struct msg *m, uint8_t qos, int64_t now_m
     return codec_encoded_size(&pk, s->version) > s->lim.max_packet_out;
 }
 
-int sess_write_publish(struct session *s, struct outq *out, struct msg *m, uint8_t qos,
-                       bool retain, bool dup, uint16_t pid, int64_t now_ms)
+int sess_write_publish(struct session *s, struct outq *out, struct msg *m, uint8_t qos, bool retain,
+                       bool dup, uint16_t pid, int64_t now_ms)
 {
     struct mqtt_packet pk;
     uint32_t ids[MAX_SUB_IDS];
@@ -364,8 +364,9 @@ static bool expired(const struct msg *m, int64_t now_ms)
 static int send_new(struct session *s, struct outq *out, struct msg *m, uint8_t qos, bool retain,
                     uint32_t flags, int64_t now_ms)
 {
-    struct sess_out o = {msg_ref(m), alloc_pid(s), qos,
-                         qos == 1 ? SESS_WAIT_PUBACK : SESS_WAIT_PUBREC, retain, flags};
+    struct sess_out o = {msg_ref(m), alloc_pid(s),
+                         qos,        qos == 1 ? SESS_WAIT_PUBACK : SESS_WAIT_PUBREC,
+                         retain,     flags};
     int rc = in_push(s, &o);
     if (rc) {
         msg_unref(m);
@@ -399,8 +400,8 @@ static int q_push(struct session *s, struct msg *m, uint8_t qos, bool retain, ui
         s->q_cap = ncap;
         s->q_head = 0;
     }
-    s->queue[(s->q_head + s->q_count++) % s->q_cap] = (struct sess_qent){msg_ref(m), qos, retain,
-                                                                          flags};
+    s->queue[(s->q_head + s->q_count++) % s->q_cap] =
+        (struct sess_qent){msg_ref(m), qos, retain, flags};
     s->q_bytes += msg_size(m);
     return 0;
 }
@@ -429,7 +430,7 @@ enum sess_deliver_result sess_deliver(struct session *s, struct outq *out, struc
     }
     if (out && s->q_count == 0 && s->in_count < s->lim.max_inflight)
         return send_new(s, out, m, qos, retain, flags, now_ms) ? (s->dropped++, SESS_DROPPED)
-                                                                : SESS_SENT;
+                                                               : SESS_SENT;
     if (queue_full(s, m) || q_push(s, m, qos, retain, flags)) {
         s->dropped++;
         return SESS_DROPPED;

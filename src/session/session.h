@@ -26,11 +26,11 @@
 
 /* Limits applied to a session, from the configuration (copied when the client connects). */
 struct sess_limits {
-    uint16_t max_inflight;       /* outgoing QoS 1/2 window (1..65535) */
-    uint32_t max_queued;         /* messages, 0 = unlimited */
-    uint64_t max_queued_bytes;   /* 0 = unlimited */
-    bool queue_qos0;             /* queue QoS 0 while offline */
-    uint32_t max_packet_out;     /* client's Maximum Packet Size (v5), 0 = none */
+    uint16_t max_inflight;     /* outgoing QoS 1/2 window (1..65535) */
+    uint32_t max_queued;       /* messages, 0 = unlimited */
+    uint64_t max_queued_bytes; /* 0 = unlimited */
+    bool queue_qos0;           /* queue QoS 0 while offline */
+    uint32_t max_packet_out;   /* client's Maximum Packet Size (v5), 0 = none */
 };
 
 enum sess_out_state {
@@ -43,8 +43,8 @@ struct sess_out {
     struct msg *m;
     uint16_t pid;
     uint8_t qos;
-    uint8_t state; /* enum sess_out_state */
-    bool retain;   /* RETAIN flag to send */
+    uint8_t state;  /* enum sess_out_state */
+    bool retain;    /* RETAIN flag to send */
     uint32_t flags; /* SESS_F_* */
 };
 
@@ -66,16 +66,16 @@ struct sess_sub {
 };
 
 struct session {
-    uint64_t id;           /* unique for the broker's lifetime; never reused */
-    uint8_t *client_id;    /* owned, not NUL-terminated */
-    char *username;        /* authenticated user of the last connection (owned), NULL anonymous */
+    uint64_t id;        /* unique for the broker's lifetime; never reused */
+    uint8_t *client_id; /* owned, not NUL-terminated */
+    char *username;     /* authenticated user of the last connection (owned), NULL anonymous */
     uint16_t client_id_len;
-    uint32_t thread;       /* home I/O thread */
-    void *client;          /* the broker's connection while online, NULL offline (borrowed) */
-    uint8_t version;       /* protocol level of the last connection */
-    bool clean;            /* v3 clean session: discard at disconnect */
-    uint32_t expiry_s;     /* seconds kept after disconnect; UINT32_MAX = never */
-    int64_t disconnected_s;/* monotonic seconds of the last disconnect */
+    uint32_t thread;        /* home I/O thread */
+    void *client;           /* the broker's connection while online, NULL offline (borrowed) */
+    uint8_t version;        /* protocol level of the last connection */
+    bool clean;             /* v3 clean session: discard at disconnect */
+    uint32_t expiry_s;      /* seconds kept after disconnect; UINT32_MAX = never */
+    int64_t disconnected_s; /* monotonic seconds of the last disconnect */
     struct timer expiry_timer;
 
     struct sess_sub *subs;
@@ -92,29 +92,29 @@ struct session {
     uint16_t *qos2_in; /* incoming QoS 2 packet ids awaiting PUBREL */
     uint32_t n_qos2_in, cap_qos2_in;
 
-    struct msg *will;       /* NULL when none */
-    uint32_t will_delay_s;  /* v5 Will Delay Interval */
+    struct msg *will;      /* NULL when none */
+    uint32_t will_delay_s; /* v5 Will Delay Interval */
     struct timer will_timer;
 
     /* server-to-client topic aliases of the current connection (v5): the first alias_max
      * distinct topics get an alias; later messages on them are sent with an empty topic */
-    uint16_t alias_max;      /* client's Topic Alias Maximum (0: aliases off) */
+    uint16_t alias_max; /* client's Topic Alias Maximum (0: aliases off) */
     uint16_t alias_used;
-    struct hmap aliases;     /* topic bytes -> alias number (keys owned: alias_topics) */
-    uint8_t **alias_topics;  /* [alias_used] owned copies of the aliased topics */
-    uint32_t n_sub_ids;      /* subscriptions that carry a subscription identifier */
+    struct hmap aliases;    /* topic bytes -> alias number (keys owned: alias_topics) */
+    uint8_t **alias_topics; /* [alias_used] owned copies of the aliased topics */
+    uint32_t n_sub_ids;     /* subscriptions that carry a subscription identifier */
 
     struct sess_limits lim;
-    uint64_t dropped;       /* messages dropped for this session (queue full, too large) */
+    uint64_t dropped; /* messages dropped for this session (queue full, too large) */
     struct mem *mem;
 };
 
 /* Result of offering a message to a session. */
 enum sess_deliver_result {
-    SESS_SENT = 0,    /* written to the client (or queued behind the window while online) */
-    SESS_QUEUED,      /* stored for an offline client */
-    SESS_SKIPPED,     /* QoS 0 for an offline client without queue_qos0: not an error */
-    SESS_DROPPED,     /* a limit was hit: counted in s->dropped */
+    SESS_SENT = 0, /* written to the client (or queued behind the window while online) */
+    SESS_QUEUED,   /* stored for an offline client */
+    SESS_SKIPPED,  /* QoS 0 for an offline client without queue_qos0: not an error */
+    SESS_DROPPED,  /* a limit was hit: counted in s->dropped */
 };
 
 /* Creates a session for client id cid (copied) with one reference owned by the caller (sessions
@@ -172,8 +172,8 @@ void sess_set_will(struct session *s, struct msg *m, uint32_t delay_s);
  * subscription identifiers of every matching subscription of s [MQTT-3.3.4-3], topic alias,
  * remaining Message Expiry [MQTT-3.3.2-6]. TERN_ETOOBIG when the packet would exceed the
  * client's Maximum Packet Size (the caller discards it for this client [MQTT-3.1.2-25]). */
-int sess_write_publish(struct session *s, struct outq *out, struct msg *m, uint8_t qos,
-                       bool retain, bool dup, uint16_t pid, int64_t now_ms);
+int sess_write_publish(struct session *s, struct outq *out, struct msg *m, uint8_t qos, bool retain,
+                       bool dup, uint16_t pid, int64_t now_ms);
 /* Forgets the outgoing topic aliases and sets the client's Topic Alias Maximum (new
  * connection). */
 void sess_reset_aliases(struct session *s, uint16_t alias_max);

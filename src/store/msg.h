@@ -25,13 +25,13 @@
  *   anyone:  free  -> CAS push on remote
  */
 #define MSG_POOL_BLOCK 256  /* struct msg + topic + props + payload that fit use the pool */
-#define MSG_POOL_MAX 8192   /* blocks kept per pool; more are given back to malloc */
+#define MSG_POOL_MAX   8192 /* blocks kept per pool; more are given back to malloc */
 struct msg_pool_block {
     struct msg_pool_block *next;
 };
 struct msg_pool {
-    struct msg_pool_block *local;         /* owner thread only */
-    uint32_t nlocal;                      /* owner thread only */
+    struct msg_pool_block *local; /* owner thread only */
+    uint32_t nlocal;              /* owner thread only */
     _Atomic(struct msg_pool_block *) remote;
     struct mem *mem;
 };
@@ -42,10 +42,10 @@ void msg_pool_fini(struct msg_pool *p);
 
 struct msg {
     _Atomic uint32_t refs;
-    uint8_t qos;             /* QoS it was published with */
-    bool retain;             /* RETAIN flag it was published with */
+    uint8_t qos; /* QoS it was published with */
+    bool retain; /* RETAIN flag it was published with */
     uint16_t topic_len;
-    uint32_t props_len;      /* forwardable v5 properties (already encoded) */
+    uint32_t props_len; /* forwardable v5 properties (already encoded) */
     uint32_t payload_len;
     int64_t expiry_at_ms;    /* monotonic ms when it expires (v5), 0 = never */
     uint64_t origin_session; /* publishing session id (No Local), 0 = the broker */
@@ -56,9 +56,9 @@ struct msg {
 
 /* Creates a message with one reference held by the caller. Copies topic, props and payload.
  * pool: the calling worker's pool (its owner thread only), or NULL. NULL on ENOMEM. */
-struct msg *msg_new(struct mem *mem, struct msg_pool *pool, const uint8_t *topic, uint16_t topic_len, const uint8_t *props,
-                    uint32_t props_len, const uint8_t *payload, uint32_t payload_len, uint8_t qos,
-                    bool retain);
+struct msg *msg_new(struct mem *mem, struct msg_pool *pool, const uint8_t *topic,
+                    uint16_t topic_len, const uint8_t *props, uint32_t props_len,
+                    const uint8_t *payload, uint32_t payload_len, uint8_t qos, bool retain);
 /* Adds a reference; returns m. */
 static inline struct msg *msg_ref(struct msg *m)
 {
@@ -70,8 +70,14 @@ void msg_unref(struct msg *m);
 /* Same as msg_unref with a void pointer (callback form for the retained tree and outq). */
 void msg_unref_void(void *m);
 
-static inline const uint8_t *msg_topic(const struct msg *m) { return m->data; }
-static inline const uint8_t *msg_props(const struct msg *m) { return m->data + m->topic_len; }
+static inline const uint8_t *msg_topic(const struct msg *m)
+{
+    return m->data;
+}
+static inline const uint8_t *msg_props(const struct msg *m)
+{
+    return m->data + m->topic_len;
+}
 static inline const uint8_t *msg_payload(const struct msg *m)
 {
     return m->data + m->topic_len + m->props_len;
