@@ -262,6 +262,7 @@ int broker_reload(struct broker *b, const char *path)
         memcpy((char *)next + d->offset, (char *)fresh + d->offset, sz);
     }
     next->server_redirect = fresh->server_redirect;
+    next->shared_policy = fresh->shared_policy;
     next->max_connections = fresh->max_connections;
     next->allow_anonymous = fresh->allow_anonymous;
     next->persistent_client_expiration = fresh->persistent_client_expiration;

@@ -160,6 +160,8 @@ struct worker {
     struct wheel wheel;
     int64_t now_ms, now_s;
 
+    struct msg *routing; /* message being routed (for the shared-subscription policy) */
+    uint64_t rng;        /* xorshift state for the random shared policy */
     bool subs_read;            /* this worker holds subs_lock for reading (see subs_rdlock) */
     struct sub_entry *matches; /* routing scratch */
     uint32_t n_matches, cap_matches;

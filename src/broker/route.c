@@ -64,7 +64,21 @@ static void on_share(void *ctx, const uint8_t *group, size_t group_len,
                      const struct sub_entry *members, size_t n, _Atomic uint32_t *cursor)
 {
     struct worker *w = ctx;
-    uint32_t k = atomic_fetch_add_explicit(cursor, 1, memory_order_relaxed);
+    uint32_t k;
+    switch (broker_conf(w->b)->shared_policy) {
+    case 1: /* random */
+        w->rng ^= w->rng << 13;
+        w->rng ^= w->rng >> 7;
+        w->rng ^= w->rng << 17;
+        k = (uint32_t)(w->rng >> 32);
+        break;
+    case 2: /* hash_topic: one member per topic while the group is unchanged */
+        k = hmap_hash(msg_topic(w->routing), w->routing->topic_len);
+        break;
+    default:
+        k = atomic_fetch_add_explicit(cursor, 1, memory_order_relaxed);
+        break;
+    }
     struct sub_entry e = members[k % n];
     e.options |= 0x80; /* marks a shared delivery: not merged with ordinary ones */
     if (push_match(w, &e))
@@ -111,6 +125,7 @@ uint32_t route_publish(struct worker *w, struct msg *m)
     struct broker *b = w->b;
     w->n_matches = 0;
     subs_rdlock(w);
+    w->routing = m;
     trie_match(b->subs, msg_topic(m), m->topic_len, on_sub, on_share, w);
     uint32_t n = w->n_matches;
     if (n > 1)

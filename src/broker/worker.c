@@ -816,6 +816,7 @@ int worker_init(struct broker *b, struct worker *w, uint32_t i, char *err, size_
         w->lfds[k] = -1;
     pthread_mutex_init(&w->inbox_lock, NULL);
     msg_pool_init(&w->pool, &b->mem);
+    w->rng = 0x9E3779B97F4A7C15ull ^ ((uint64_t)(i + 1) << 32) ^ (uint64_t)clock_mono_ms();
     hmap_init(&w->sessions, &b->mem);
     hmap_init(&w->session_ids, &b->mem);
     w->epfd = epoll_create1(EPOLL_CLOEXEC);

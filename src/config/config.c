@@ -56,6 +56,8 @@ static int h_allow_anonymous(struct parse_ctx *p, const struct conf_directive *d
                              int argc);
 
 static int h_redirect(struct parse_ctx *p, const struct conf_directive *d, char **argv, int argc);
+static int h_shared_policy(struct parse_ctx *p, const struct conf_directive *d, char **argv,
+                           int argc);
 
 typedef int (*conf_handler)(struct parse_ctx *, const struct conf_directive *, char **, int);
 
@@ -75,6 +77,7 @@ static const struct special specials[] = {
     {"max_connections", h_max_connections},
     {"allow_anonymous", h_allow_anonymous},
     {"server_redirect", h_redirect},
+    {"shared_subscription_policy", h_shared_policy},
 };
 
 const struct conf_directive conf_directives[] = {
@@ -179,6 +182,9 @@ const struct conf_directive conf_directives[] = {
     {"server_redirect", CONF_SPECIAL, false, G(server_redirect), 0, 2, "none", true,
      "none | use_another (CONNACK 0x9C) | moved (0x9D): redirect v5 clients to server_reference; "
      "v3 clients get CONNACK 3"},
+    {"shared_subscription_policy", CONF_SPECIAL, false, G(shared_policy), 0, 2, "round_robin",
+     true, "round_robin | random | hash_topic (one member per topic, keeping per-topic order): "
+           "how a shared subscription group picks the member for each message"},
     /* quotas and flood protection */
     {"max_connections_per_ip", CONF_INT, false, G(max_connections_per_ip), 0, 100000000, "0", true,
      "open connections from one IP address; 0 = unlimited"},
@@ -479,6 +485,19 @@ static int h_redirect(struct parse_ctx *p, const struct conf_directive *d, char 
     return perr(p, "server_redirect: expected none, use_another or moved");
 }
 
+static int h_shared_policy(struct parse_ctx *p, const struct conf_directive *d, char **argv,
+                           int argc)
+{
+    static const char *const names[] = {"round_robin", "random", "hash_topic"};
+    for (int i = 0; argc == 1 && i < 3; i++) {
+        if (strcmp(argv[0], names[i]) == 0) {
+            p->c->shared_policy = i;
+            return 0;
+        }
+    }
+    return perr(p, "shared_subscription_policy: expected round_robin, random or hash_topic");
+}
+
 /* ---- the parser ---- */
 
 static const struct conf_directive *lookup(const char *name)
@@ -675,7 +694,8 @@ void conf_apply_reloadable(struct mem *mem, struct config *dst, struct config *s
         case CONF_SPECIAL: break;
         }
     }
-    dst->server_redirect = src->server_redirect; /* reloadable CONF_SPECIAL row */
+    dst->server_redirect = src->server_redirect; /* reloadable CONF_SPECIAL rows */
+    dst->shared_policy = src->shared_policy;
     dst->max_connections = src->max_connections;
     dst->allow_anonymous = src->allow_anonymous;
     dst->persistent_client_expiration = src->persistent_client_expiration;

@@ -78,6 +78,7 @@ struct config {
     bool check_payload_format;  /* refuse non-UTF-8 payloads flagged UTF-8 (0x99), true */
     char *server_reference;     /* redirect v5 clients (with server_redirect) */
     int server_redirect;        /* 0 none, 1 use another server (0x9C), 2 moved (0x9D) */
+    int shared_policy;          /* 0 round_robin, 1 random, 2 hash_topic */
     /* quotas and flood protection (0 = unlimited unless said otherwise) */
     int max_connections_per_ip;       /* open connections from one address */
     int connection_rate_per_ip;       /* new connections per second from one address */

@@ -501,6 +501,30 @@ def test_v5_shared_qos2_in_flight_stays_with_its_member(broker):
     assert again["payload"] == m_a["payload"] and again["dup"]
 
 
+def test_v5_shared_policy_hash_topic(broker):
+    """shared_subscription_policy hash_topic: every message of one topic goes to the same
+    member (per-topic order kept), different topics spread."""
+    b = broker("shared_subscription_policy hash_topic")
+    a, _, _ = v5(b, "hta")
+    c, _, _ = v5(b, "htc")
+    sub5(a, "$share/g/ht/#", opts=0)
+    sub5(c, "$share/g/ht/#", opts=0)
+    p, _, _ = v5(b, "htp")
+    for t in range(8):
+        for i in range(3):
+            pub5(p, f"ht/{t}", b"%d" % i)
+    by_member = {}
+    for name, cl in (("a", a), ("c", c)):
+        while True:
+            try:
+                m = recv_pub(cl, timeout=0.5)
+            except TimeoutError:
+                break
+            by_member.setdefault(m["topic"], set()).add(name)
+    assert len(by_member) == 8
+    assert all(len(v) == 1 for v in by_member.values()), by_member
+
+
 def test_v5_shared_no_local_is_protocol_error(broker):
     """[MQTT-3.8.3-4] No Local on a shared subscription: protocol error."""
     b = broker()

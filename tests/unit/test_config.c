@@ -199,7 +199,7 @@ static void test_every_plain_directive(void)
 static const char *const special_rows[] = {
     "listener",        "port",     "bind_address",    "protocol",
     "max_connections", "allow_anonymous", "persistent_client_expiration", "server_redirect",
-    "log_dest",        "log_type",
+    "log_dest",        "log_type", "shared_subscription_policy",
 };
 
 static void test_every_special_row_tested(void)
@@ -511,6 +511,12 @@ static void test_other_specials(void)
     CHECK_EQ(fx.c.server_redirect, 1);
     CHECK_EQ(load(&fx, "server_redirect none\n"), 0);
     CHECK_EQ(fx.c.server_redirect, 0);
+    CHECK_EQ(fx.c.shared_policy, 0); /* round_robin by default */
+    CHECK_EQ(load(&fx, "shared_subscription_policy hash_topic\n"), 0);
+    CHECK_EQ(fx.c.shared_policy, 2);
+    CHECK_EQ(load(&fx, "shared_subscription_policy random\n"), 0);
+    CHECK_EQ(fx.c.shared_policy, 1);
+    CHECK(load(&fx, "shared_subscription_policy sticky\n") == TERN_EINVAL);
     CHECK_EQ(load(&fx, "max_connections -1\nmax_connections 100000000\n"), 0);
     CHECK_EQ(fx.c.max_connections, 100000000);
     CHECK_EQ(load(&fx, "max_connections 100000001\n"), TERN_EINVAL);
