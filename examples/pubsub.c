@@ -108,8 +108,7 @@ int main(int argc, char **argv)
     for (int i = 0; i < 3; i++) {
         char text[32];
         int n = snprintf(text, sizeof text, "hello %d", i);
-        (void)tern_client_publish(c, "tern/example/hello", text, (size_t)n, 1, false, &props,
-                                  NULL);
+        (void)tern_client_publish(c, "tern/example/hello", text, (size_t)n, 1, false, &props, NULL);
     }
     status = wait_for(&a, &a.received, 3) == 0 ? 0 : 1;
     (void)tern_client_disconnect(c, 0);

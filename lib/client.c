@@ -47,8 +47,7 @@ static bool props_ok(const struct tern_properties *p)
     if ((p->has & TERN_PROP_CONTENT_TYPE) && p->content_type && !str_ok(p->content_type))
         return false;
     if ((p->has & TERN_PROP_RESPONSE_TOPIC) && p->response_topic &&
-        (!str_ok(p->response_topic) || !p->response_topic[0] ||
-         strpbrk(p->response_topic, "+#")))
+        (!str_ok(p->response_topic) || !p->response_topic[0] || strpbrk(p->response_topic, "+#")))
         return false;
     if ((p->has & TERN_PROP_CORRELATION_DATA) && p->correlation_len > 65535)
         return false;
@@ -146,9 +145,9 @@ static bool options_ok(const struct tern_client_options *o)
     for (size_t i = 0; i < o->n_connect_user; i++)
         if (!str_ok(o->connect_user[i].key) || !str_ok(o->connect_user[i].value))
             return false;
-    if (o->will_topic && (!str_ok(o->will_topic) || !o->will_topic[0] ||
-                          strpbrk(o->will_topic, "+#") || o->will_qos < 0 || o->will_qos > 2 ||
-                          !props_ok(o->will_props)))
+    if (o->will_topic &&
+        (!str_ok(o->will_topic) || !o->will_topic[0] || strpbrk(o->will_topic, "+#") ||
+         o->will_qos < 0 || o->will_qos > 2 || !props_ok(o->will_props)))
         return false;
     return true;
 }
@@ -374,9 +373,9 @@ static bool topic_ok(const char *t)
     return str_ok(t) && t[0] && !strpbrk(t, "+#");
 }
 
-TERN_API int tern_client_publish(tern_client *c, const char *topic, const void *payload,
-                                 size_t len, int qos, bool retain,
-                                 const struct tern_properties *props, uint16_t *packet_id)
+TERN_API int tern_client_publish(tern_client *c, const char *topic, const void *payload, size_t len,
+                                 int qos, bool retain, const struct tern_properties *props,
+                                 uint16_t *packet_id)
 {
     if (!topic_ok(topic) || qos < 0 || qos > 2 || (len && !payload) || len > MQTT_MAX_REMAINING ||
         !props_ok(props))
@@ -474,9 +473,8 @@ out:
 }
 
 TERN_API int tern_client_subscribe(tern_client *c, const struct tern_subscription *subs, size_t n,
-                                   uint32_t subscription_id,
-                                   const struct tern_user_property *user, size_t n_user,
-                                   uint16_t *packet_id)
+                                   uint32_t subscription_id, const struct tern_user_property *user,
+                                   size_t n_user, uint16_t *packet_id)
 {
     if (!subs || n == 0 || n > 1024 || n_user > MAX_USER_PROPS || subscription_id > 268435455)
         return TERN_EINVAL;

@@ -1,4 +1,5 @@
-/* client_internal.h - the inside of a tern_client, shared by the lib/ sources and tests/unit/test_client.c.
+/* client_internal.h - the inside of a tern_client, shared by the lib/ sources and
+ * tests/unit/test_client.c.
  *
  * Layout of one client:
  *
@@ -33,9 +34,9 @@
 #include "transport.h"
 
 enum out_state {
-    OUT_QUEUED = 0,  /* in queue */
-    OUT_WAIT_ACK,    /* PUBLISH written: PUBACK/PUBREC due; SUBSCRIBE: SUBACK due */
-    OUT_WAIT_COMP,   /* PUBREL written: PUBCOMP due */
+    OUT_QUEUED = 0, /* in queue */
+    OUT_WAIT_ACK,   /* PUBLISH written: PUBACK/PUBREC due; SUBSCRIBE: SUBACK due */
+    OUT_WAIT_COMP,  /* PUBREL written: PUBCOMP due */
 };
 
 /* One outgoing PUBLISH, SUBSCRIBE or UNSUBSCRIBE, encoded once at enqueue. */
@@ -70,17 +71,17 @@ struct tern_client {
     /* connection */
     struct transport tr;
     enum tern_state state;
-    bool user_closing;      /* tern_client_disconnect was called: no reconnect */
-    bool ever_connected;    /* a CONNACK was accepted once: reconnects resume the session */
-    int64_t deadline_ms;    /* connect/CONNACK or closing deadline; reconnect time in BACKOFF */
+    bool user_closing;   /* tern_client_disconnect was called: no reconnect */
+    bool ever_connected; /* a CONNACK was accepted once: reconnects resume the session */
+    int64_t deadline_ms; /* connect/CONNACK or closing deadline; reconnect time in BACKOFF */
     int64_t last_send_ms, last_recv_ms;
     bool ping_outstanding;
-    uint64_t generation;    /* +1 whenever a connection ends (loops detect it under them) */
-    uint16_t keep_alive;    /* in use (server keep alive wins) */
-    uint16_t send_window;   /* min(max_inflight, broker receive maximum) */
+    uint64_t generation;        /* +1 whenever a connection ends (loops detect it under them) */
+    uint16_t keep_alive;        /* in use (server keep alive wins) */
+    uint16_t send_window;       /* min(max_inflight, broker receive maximum) */
     uint32_t broker_max_packet; /* 0: unknown / no limit */
-    uint32_t attempt;       /* consecutive failed connection attempts */
-    uint64_t rng;           /* xorshift state for backoff jitter */
+    uint32_t attempt;           /* consecutive failed connection attempts */
+    uint64_t rng;               /* xorshift state for backoff jitter */
 
     struct buf wbuf, rbuf;
     struct out_list queue, inflight;

@@ -13,7 +13,7 @@
 #include "common/utf8.h"
 
 #define WRITE_BATCH (64 * 1024) /* stop moving queued messages into wbuf past this */
-#define READ_CHUNK (64 * 1024)
+#define READ_CHUNK  (64 * 1024)
 
 static void list_push(struct out_list *l, struct out_msg *m)
 {
@@ -176,9 +176,12 @@ int client_begin_connect(struct tern_client *c, int64_t now_ms)
 
 static int map_v3_connack(uint8_t rc)
 {
-    static const uint8_t map[6] = {0, MQTT_RC_UNSUPPORTED_PROTOCOL_VERSION,
-                                   MQTT_RC_CLIENT_IDENTIFIER_NOT_VALID, MQTT_RC_SERVER_UNAVAILABLE,
-                                   MQTT_RC_BAD_USER_NAME_OR_PASSWORD, MQTT_RC_NOT_AUTHORIZED};
+    static const uint8_t map[6] = {0,
+                                   MQTT_RC_UNSUPPORTED_PROTOCOL_VERSION,
+                                   MQTT_RC_CLIENT_IDENTIFIER_NOT_VALID,
+                                   MQTT_RC_SERVER_UNAVAILABLE,
+                                   MQTT_RC_BAD_USER_NAME_OR_PASSWORD,
+                                   MQTT_RC_NOT_AUTHORIZED};
     return rc < 6 ? map[rc] : MQTT_RC_UNSPECIFIED_ERROR;
 }
 
@@ -235,9 +238,9 @@ static void on_connack(struct tern_client *c, int64_t now, const struct mqtt_con
     if (p->has & MQTT_PROP_BIT(MQTT_PROP_SESSION_EXPIRY_INTERVAL))
         ack.session_expiry = p->session_expiry;
     if (ack.reason_code != 0) {
-        client_set_error(c, "connection refused: %s (0x%02x)%s%s", codec_rc_name((uint8_t)ack.reason_code),
-                         ack.reason_code, ack.reason_string ? ": " : "",
-                         ack.reason_string ? ack.reason_string : "");
+        client_set_error(c, "connection refused: %s (0x%02x)%s%s",
+                         codec_rc_name((uint8_t)ack.reason_code), ack.reason_code,
+                         ack.reason_string ? ": " : "", ack.reason_string ? ack.reason_string : "");
         if (c->opt.cb.on_connect)
             c->opt.cb.on_connect(c, &ack, c->opt.cb.user);
         if (c->state == TERN_STATE_WAIT_CONNACK)
@@ -248,11 +251,10 @@ static void on_connack(struct tern_client *c, int64_t now, const struct mqtt_con
     c->ever_connected = true;
     c->attempt = 0;
     c->keep_alive = ack.server_keep_alive;
-    c->send_window = c->opt.max_inflight < ack.receive_maximum ? c->opt.max_inflight
-                                                               : ack.receive_maximum;
-    c->broker_max_packet = (p->has & MQTT_PROP_BIT(MQTT_PROP_MAXIMUM_PACKET_SIZE))
-                               ? p->maximum_packet_size
-                               : 0;
+    c->send_window =
+        c->opt.max_inflight < ack.receive_maximum ? c->opt.max_inflight : ack.receive_maximum;
+    c->broker_max_packet =
+        (p->has & MQTT_PROP_BIT(MQTT_PROP_MAXIMUM_PACKET_SIZE)) ? p->maximum_packet_size : 0;
     if (!a->session_present)
         memset(c->qos2_in, 0, sizeof c->qos2_in); /* the broker forgot its half too */
     c->last_recv_ms = now;

@@ -62,8 +62,8 @@ static int try_next(struct transport *t)
         struct addrinfo *ai = t->next_addr;
         t->next_addr = ai->ai_next;
         addr_text(ai, t->peer, sizeof t->peer);
-        int fd = socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC,
-                        ai->ai_protocol);
+        int fd =
+            socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, ai->ai_protocol);
         if (fd < 0) {
             last_errno = errno;
             continue;

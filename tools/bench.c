@@ -20,6 +20,7 @@
 
 #include "bench.h"
 #include "cli.h"
+#include "codec/codec.h"
 
 static const char bench_help[] =
     "Usage: tern bench SCENARIO [options]\n"
@@ -33,7 +34,8 @@ static const char bench_help[] =
     "  latency      P pairs (default 1) at a fixed total rate (-R, default 10000 msgs/s):\n"
     "               publish-to-receive p50/p99/p99.9/max\n"
     "  connections  N idle clients (-N, default 10000): connect rate and, with --broker-pid,\n"
-    "               the broker's resident memory per connection\n\n"
+    "               the broker's resident memory per connection; above 4000 connections to a\n"
+    "               127.x host, sources are spread over 127.0.0.1, 127.0.0.2, ... (4000 each)\n\n"
     "Options:\n"
     "  -h, --host HOST       broker host (default 127.0.0.1)\n"
     "  -p, --port PORT       broker port (default 1883)\n"
@@ -42,7 +44,9 @@ static const char bench_help[] =
     "  -d, --duration S      seconds of load (default 10)\n"
     "  -q, --qos Q           0, 1 or 2 (default 0)\n"
     "  -s, --size BYTES      payload size, at least 20 (default 64)\n"
-    "  -w, --window N        messages sent and not yet received per publisher (default 100)\n"
+    "  -w, --window N        messages sent and not yet received per publisher (default 100;\n"
+    "                        fanin: 50, so that P x w stays below a broker's per-client queue\n"
+    "                        of 1000 messages: messages a broker drops are counted as lost)\n"
     "  -P, --publishers N    publishers (pairs, fanin, latency)\n"
     "  -S, --subscribers N   subscribers (fanout)\n"
     "  -R, --rate N          latency: total messages per second (default 10000)\n"
@@ -101,9 +105,16 @@ static int bench_usage_error(const char *fmt, const char *arg)
 static int parse(struct bench_opts *o, int argc, char **argv)
 {
     long cpus = sysconf(_SC_NPROCESSORS_ONLN);
-    *o = (struct bench_opts){.host = "127.0.0.1", .port = 1883, .duration_s = 10, .payload = 64,
-                             .window = 100, .rate = 10000, .conns = 10000, .version = 5,
-                             .threads = cpus > 1 ? (int)(cpus / 2) : 1, .spread_src = true,
+    *o = (struct bench_opts){.host = "127.0.0.1",
+                             .port = 1883,
+                             .duration_s = 10,
+                             .payload = 64,
+                             .window = 100,
+                             .rate = 10000,
+                             .conns = 10000,
+                             .version = 5,
+                             .threads = cpus > 1 ? (int)(cpus / 2) : 1,
+                             .spread_src = true,
                              .connect_parallel = 256};
     if (argc < 2 || !strcmp(argv[1], "--help")) {
         fputs(bench_help, argc < 2 ? stderr : stdout);
@@ -118,6 +129,7 @@ static int parse(struct bench_opts *o, int argc, char **argv)
         return bench_usage_error("unknown scenario '%s'", argv[1]);
     o->scenario = (enum bench_scenario)sc;
     uint32_t pubs = 0, subs = 0;
+    bool window_given = false;
     optind = 2;
     opterr = 0;
     int c;
@@ -166,6 +178,7 @@ static int parse(struct bench_opts *o, int argc, char **argv)
             if (!num(optarg, 1, 1 << 24, &v))
                 return bench_usage_error("bad window '%s'", optarg);
             o->window = (uint32_t)v;
+            window_given = true;
             break;
         case 'P':
         case 'S':
@@ -210,6 +223,8 @@ static int parse(struct bench_opts *o, int argc, char **argv)
     case B_FANIN:
         o->pubs = pubs ? pubs : 16;
         o->subs = 1;
+        if (!window_given)
+            o->window = 50;
         break;
     case B_CONNECTIONS: break;
     }
@@ -291,9 +306,10 @@ static bool layout(struct bench *b)
         w->b = b;
         w->conns = calloc(total / (size_t)o->threads + 2, sizeof *w->conns);
         w->pubs = calloc(b->n_pubs / (size_t)o->threads + 2, sizeof *w->pubs);
+        w->dirty = calloc(total / (size_t)o->threads + 2, sizeof *w->dirty);
         w->ep = epoll_create1(EPOLL_CLOEXEC);
         w->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-        if (!w->conns || !w->pubs || w->ep < 0 || w->wake_fd < 0)
+        if (!w->conns || !w->pubs || !w->dirty || w->ep < 0 || w->wake_fd < 0)
             return false;
         struct epoll_event ev = {.events = EPOLLIN, .data.ptr = NULL};
         epoll_ctl(w->ep, EPOLL_CTL_ADD, w->wake_fd, &ev);
@@ -468,8 +484,9 @@ static uint64_t percentile(const uint64_t *h, uint64_t count, double q)
 
 static void collect(struct bench *b, struct result *r)
 {
-    static uint64_t hist[BENCH_HIST_N]; /* const after this function: aggregation scratch */
-    memset(hist, 0, sizeof hist);
+    uint64_t *hist = calloc(BENCH_HIST_N, sizeof *hist);
+    if (!hist)
+        return;
     for (int i = 0; i < b->o.threads; i++) {
         struct worker *w = &b->workers[i];
         for (uint32_t k = 0; k < BENCH_HIST_N; k++)
@@ -483,6 +500,7 @@ static void collect(struct bench *b, struct result *r)
     r->p50 = percentile(hist, r->lat_count, 0.50);
     r->p99 = percentile(hist, r->lat_count, 0.99);
     r->p999 = percentile(hist, r->lat_count, 0.999);
+    free(hist);
     for (size_t i = 0; i < b->n_conns; i++) {
         struct bconn *c = &b->conns[i];
         for (uint32_t k = 0; c->role == ROLE_SUB && k < c->pub_count; k++) {
@@ -492,6 +510,10 @@ static void collect(struct bench *b, struct result *r)
             r->dups += t->dups;
             r->ooo += t->out_of_order;
             r->lost += sent > t->unique ? sent - t->unique : 0;
+            if (getenv("TERN_BENCH_DEBUG") && sent != t->unique)
+                fprintf(stderr, "sub %zu pub %u: sent %llu unique %llu max_seq1 %llu\n", i,
+                        c->pub_base + k, (unsigned long long)sent, (unsigned long long)t->unique,
+                        (unsigned long long)t->max_seq1);
         }
     }
 }
@@ -506,7 +528,8 @@ static void report(const struct bench *b, const struct result *r)
 {
     const struct bench_opts *o = &b->o;
     double rate = r->run_s > 0 ? (double)r->recv_in_run / r->run_s : 0;
-    double per_broker = r->broker_cpu > 0 ? (double)r->recv_in_run / r->broker_cpu : 0;
+    /* both over load + drain: the broker CPU is sampled after setup and after the drain */
+    double per_broker = r->broker_cpu > 0 ? (double)r->recv / r->broker_cpu : 0;
     if (o->json) {
         printf("{\"scenario\":\"%s\",\"qos\":%d,\"payload\":%u,\"window\":%u,\"threads\":%d,"
                "\"protocol\":%d,",
@@ -586,18 +609,17 @@ static void report(const struct bench *b, const struct result *r)
 static void progress(const struct bench *b, double t, const struct totals *now,
                      const struct totals *prev, double dt)
 {
-    if (b->o.json)
-        return; /* keep stdout pure JSON; progress goes to stderr then */
+    FILE *f = b->o.json ? stderr : stdout; /* keep stdout pure JSON */
     if (b->o.scenario == B_CONNECTIONS)
-        printf("[%5.1fs] connected %llu (+%.0f/s) errors %llu\n", t,
-               (unsigned long long)now->ready, (double)(now->ready - prev->ready) / dt,
-               (unsigned long long)now->errors);
+        fprintf(f, "[%5.1fs] connected %llu (+%.0f/s) errors %llu\n", t,
+                (unsigned long long)now->ready, (double)(now->ready - prev->ready) / dt,
+                (unsigned long long)now->errors);
     else
-        printf("[%5.1fs] sent %llu recv %llu  %.0f msgs/s  in flight %lld\n", t,
-               (unsigned long long)now->sent, (unsigned long long)now->recv,
-               (double)(now->recv - prev->recv) / dt,
-               (long long)(now->sent - now->recv)); /* approximate for fanout */
-    fflush(stdout);
+        fprintf(f, "[%5.1fs] sent %llu recv %llu  %.0f msgs/s  in flight %lld\n", t,
+                (unsigned long long)now->sent, (unsigned long long)now->recv,
+                (double)(now->recv - prev->recv) / dt,
+                (long long)(now->sent - now->recv)); /* approximate for fanout */
+    fflush(f);
 }
 
 /* Runs the phases; fills r. Returns 0, or CLI_EXIT_CONN when setup failed. */
@@ -646,14 +668,22 @@ static int run(struct bench *b, struct result *r)
             tick(ep, tfd);
             int64_t now = bench_now_ns();
             t = sum(b);
-            if (o->scenario == B_CONNECTIONS && all_connected < 0 &&
-                t.ready + t.errors >= expected)
+            if (o->scenario == B_CONNECTIONS && all_connected < 0 && t.ready + t.errors >= expected)
                 all_connected = now;
             if (now - last >= 1000000000LL) {
                 progress(b, (double)(now - start) / 1e9, &t, &prev, (double)(now - last) / 1e9);
                 prev = t;
                 last = now;
             }
+        }
+        if (all_connected > 0) { /* exact: when the last connection became ready */
+            int64_t last_ready = 0;
+            for (int i = 0; i < o->threads; i++) {
+                int64_t t_i = atomic_load(&b->workers[i].last_ready_ns);
+                last_ready = t_i > last_ready ? t_i : last_ready;
+            }
+            if (last_ready > start)
+                all_connected = last_ready;
         }
         r->connect_s = (double)((all_connected > 0 ? all_connected : bench_now_ns()) - start) / 1e9;
         r->run_s = (double)(bench_now_ns() - start) / 1e9;
@@ -699,6 +729,7 @@ static void teardown(struct bench *b)
     for (int i = 0; b->workers && i < b->o.threads; i++) {
         free(b->workers[i].conns);
         free(b->workers[i].pubs);
+        free(b->workers[i].dirty);
         if (b->workers[i].ep >= 0)
             close(b->workers[i].ep);
         if (b->workers[i].wake_fd >= 0)
@@ -710,19 +741,20 @@ static void teardown(struct bench *b)
     free(b->pad);
 }
 
-/* Raises the open-file limit to what the run needs (soft up to hard). */
-static void raise_nofile(size_t need)
+/* Raises the open-file limit to what `need` connections take (soft up to hard). Returns how many
+ * connections fit, keeping 64 descriptors for epoll, eventfds and /proc reads. */
+static size_t raise_nofile(size_t need)
 {
     struct rlimit rl;
     if (getrlimit(RLIMIT_NOFILE, &rl))
-        return;
+        return need;
     if (rl.rlim_cur < need + 64) {
         rl.rlim_cur = need + 64 < rl.rlim_max ? need + 64 : rl.rlim_max;
         setrlimit(RLIMIT_NOFILE, &rl);
     }
-    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < need + 64)
-        fprintf(stderr, "tern bench: warning: open-file limit %llu is below the %zu connections\n",
-                (unsigned long long)rl.rlim_cur, need);
+    if (getrlimit(RLIMIT_NOFILE, &rl) || rl.rlim_cur >= need + 64)
+        return need;
+    return rl.rlim_cur > 64 ? (size_t)rl.rlim_cur - 64 : 0;
 }
 
 int cmd_bench(int argc, char **argv)
@@ -734,12 +766,21 @@ int cmd_bench(int argc, char **argv)
         return rc;
     if (b.o.scenario == B_CONNECTIONS && strncmp(b.o.host, "127.", 4) != 0)
         b.o.spread_src = false; /* source spreading only makes sense on loopback */
-    if (b.o.scenario == B_CONNECTIONS && b.o.conns <= 20000)
+    if (b.o.scenario == B_CONNECTIONS && b.o.conns <= BENCH_PER_SOURCE)
         b.o.spread_src = false;
     size_t total = b.o.scenario == B_CONNECTIONS ? b.o.conns : (size_t)b.o.pubs + b.o.subs;
     if ((size_t)b.o.threads > total)
         b.o.threads = (int)total;
-    raise_nofile(total);
+    size_t fit = raise_nofile(total);
+    if (fit < total && b.o.scenario == B_CONNECTIONS && fit > 0) {
+        fprintf(stderr, "tern bench: open-file limit: -N lowered from %u to %zu\n", b.o.conns, fit);
+        b.o.conns = (uint32_t)fit;
+        total = fit;
+    } else if (fit < total) {
+        fprintf(stderr, "tern bench: the open-file limit allows %zu connections, %zu needed\n", fit,
+                total);
+        return CLI_EXIT_CONN;
+    }
     if (!layout(&b)) {
         fprintf(stderr, "tern bench: out of memory or file descriptors setting up\n");
         teardown(&b);

@@ -22,7 +22,8 @@
 #include <stdint.h>
 
 #define BENCH_PAYLOAD_MIN 20
-#define BENCH_HIST_N 3776 /* log-linear latency histogram buckets (ns), ~1.5% resolution */
+#define BENCH_PER_SOURCE  4000 /* connections scenario: connections per 127.0.0.x source */
+#define BENCH_HIST_N      3776 /* log-linear latency histogram buckets (ns), ~1.5% resolution */
 
 enum bench_scenario { B_PAIRS, B_FANOUT, B_FANIN, B_LATENCY, B_CONNECTIONS };
 enum bench_phase { PH_SETUP, PH_RUN, PH_DRAIN, PH_STOP };
@@ -103,9 +104,12 @@ struct worker {
     size_t n_conns;
     struct bconn **pubs;
     size_t n_pubs;
+    struct bconn **dirty; /* connections with bytes to write this iteration */
+    size_t n_dirty;
     size_t next_connect, connecting; /* connections scenario: paced connects */
     _Atomic uint64_t sent, recv, ready, errors, refused;
-    uint64_t hist[BENCH_HIST_N]; /* read by main after join */
+    _Atomic int64_t last_ready_ns; /* when the latest connection became ready */
+    uint64_t hist[BENCH_HIST_N];   /* read by main after join */
     uint64_t lat_max, lat_count;
     uint64_t foreign; /* messages from unknown publishers */
     char first_error[160];

@@ -23,9 +23,9 @@
 #include "bench.h"
 #include "codec/codec.h"
 
-#define PUB_BATCH 256          /* messages per publisher per iteration */
+#define PUB_BATCH    256       /* messages per publisher per iteration */
 #define WBUF_BACKLOG (1 << 20) /* stop encoding while this much is unwritten */
-#define RBUF_MIN (256 * 1024)
+#define RBUF_MIN     (256 * 1024)
 
 int64_t bench_now_ns(void)
 {
@@ -39,7 +39,7 @@ uint32_t bench_hist_index(uint64_t v)
     if (v < 128)
         return (uint32_t)v;
     int e = 63 - __builtin_clzll(v); /* >= 7 */
-    uint64_t m = v >> (e - 6);      /* 64..127 */
+    uint64_t m = v >> (e - 6);       /* 64..127 */
     return 128 + (uint32_t)(e - 7) * 64 + (uint32_t)(m - 64);
 }
 
@@ -115,7 +115,10 @@ static bool wreserve(struct bconn *c, size_t n)
 
 static void mark_dirty(struct bconn *c)
 {
+    if (c->dirty)
+        return;
     c->dirty = true;
+    c->w->dirty[c->w->n_dirty++] = c;
 }
 
 /* Encodes a control packet with the codec (setup path; not the hot path). */
@@ -215,6 +218,7 @@ static void became_ready(struct bconn *c)
 {
     c->state = BC_READY;
     atomic_fetch_add_explicit(&c->w->ready, 1, memory_order_relaxed);
+    atomic_store_explicit(&c->w->last_ready_ns, bench_now_ns(), memory_order_relaxed);
     if (c->w->b->o.scenario == B_CONNECTIONS)
         c->w->connecting--;
 }
@@ -234,9 +238,9 @@ static void start_connect(struct bconn *c, const struct addrinfo *ai)
     int one = 1;
     setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     if (o->spread_src && ai->ai_family == AF_INET) {
-        /* about 28000 ephemeral ports per source address: 20000 connections per address */
+        /* few connections per source address keep the kernel's ephemeral port search short */
         struct sockaddr_in src = {.sin_family = AF_INET};
-        src.sin_addr.s_addr = htonl(0x7F000001u + c->index / 20000);
+        src.sin_addr.s_addr = htonl(0x7F000001u + c->index / BENCH_PER_SOURCE);
         setsockopt(c->fd, SOL_IP, IP_BIND_ADDRESS_NO_PORT, &one, sizeof one);
         if (bind(c->fd, (struct sockaddr *)&src, sizeof src)) {
             c->state = BC_CONNECTING;
@@ -571,9 +575,9 @@ void *bench_worker_main(void *arg)
         more = 0;
         if (atomic_load(&b->phase) == PH_RUN && w->n_pubs)
             more = publish_round(w, bench_now_ns());
-        for (size_t i = 0; i < w->n_conns; i++) /* one write per connection per iteration */
-            if (w->conns[i]->dirty)
-                flush(w->conns[i]);
+        for (size_t i = 0; i < w->n_dirty; i++) /* one write per connection per iteration */
+            flush(w->dirty[i]);
+        w->n_dirty = 0;
     }
     freeaddrinfo(ai);
     return NULL;

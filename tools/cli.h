@@ -13,15 +13,15 @@
 /* Exit codes, documented in docs/CLI.md. */
 enum cli_exit {
     CLI_EXIT_OK = 0,
-    CLI_EXIT_CONN = 1,   /* could not connect, connection refused or lost, protocol error */
+    CLI_EXIT_CONN = 1,    /* could not connect, connection refused or lost, protocol error */
     CLI_EXIT_USAGE = 2,   /* bad command line */
     CLI_EXIT_TIMEOUT = 3, /* -W elapsed before the work was done */
     CLI_EXIT_REFUSED = 4, /* a PUBLISH or SUBSCRIBE was refused by the broker (reason >= 0x80) */
-    CLI_EXIT_IO = 5,     /* local I/O failure (reading -f file, stdin) */
+    CLI_EXIT_IO = 5,      /* local I/O failure (reading -f file, stdin) */
 };
 
 #define CLI_MAX_TOPICS 64
-#define CLI_MAX_PROPS 64
+#define CLI_MAX_PROPS  64
 
 enum cli_cmd { CLI_PUB, CLI_SUB, CLI_RR };
 
@@ -35,21 +35,21 @@ struct cli {
     size_t n_topics;
     const char *message; /* -m */
     size_t message_len;
-    const char *file;    /* -f */
-    bool stdin_lines;    /* -l */
-    bool stdin_whole;    /* -s */
-    bool null_message;   /* -n */
+    const char *file;  /* -f */
+    bool stdin_lines;  /* -l */
+    bool stdin_whole;  /* -s */
+    bool null_message; /* -n */
     int qos;
     bool retain;
-    bool clean_given;    /* -c seen */
-    bool expiry_given;   /* -x seen */
-    long count;          /* -C, 0 = unlimited */
-    double timeout_s;    /* -W, 0 = none */
-    bool verbose;        /* -v */
-    const char *format;  /* -F */
-    bool no_newline;     /* -N */
-    bool quiet;          /* --quiet: no error messages */
-    bool debug;          /* -d: progress lines on stderr (connected, subscribed) */
+    bool clean_given;           /* -c seen */
+    bool expiry_given;          /* -x seen */
+    long count;                 /* -C, 0 = unlimited */
+    double timeout_s;           /* -W, 0 = none */
+    bool verbose;               /* -v */
+    const char *format;         /* -F */
+    bool no_newline;            /* -N */
+    bool quiet;                 /* --quiet: no error messages */
+    bool debug;                 /* -d: progress lines on stderr (connected, subscribed) */
     const char *response_topic; /* -e (rr) */
     const char *correlation;    /* --correlation-data */
     bool no_retained;           /* -R (sub): do not print messages with the retain flag */
@@ -83,7 +83,7 @@ int64_t cli_now_ms(void);
 /* Blocks SIGINT, SIGTERM and SIGHUP and returns a signalfd for them (-1 on failure). */
 int cli_signal_fd(void);
 #define CLI_WAIT_SIGNAL 1
-#define CLI_WAIT_INPUT 2
+#define CLI_WAIT_INPUT  2
 /* Caller's-loop round: polls the client's socket, sig_fd and in_fd (either may be -1) for at
  * most timeout_ms (-1: until the client's next timer), then runs tern_client_step(c, 0).
  * Returns CLI_WAIT_* bits for sig_fd / in_fd readiness. */

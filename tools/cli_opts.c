@@ -234,8 +234,7 @@ static int parse_d(struct cli *a, int argc, char **argv, const char *cmd)
         }
         return -1;
     }
-    if (!strcmp(prop, "session-expiry-interval") && is_conn &&
-        parse_num(val, 0, UINT32_MAX, &n)) {
+    if (!strcmp(prop, "session-expiry-interval") && is_conn && parse_num(val, 0, UINT32_MAX, &n)) {
         a->o.session_expiry = (uint32_t)n;
         a->expiry_given = true;
     } else if (!strcmp(prop, "subscription-identifier") && is_sub &&
@@ -281,8 +280,7 @@ static int usage(const struct cli *a)
 
 static int bad(const struct cli *a, const char *opt, const char *val)
 {
-    cli_error(a, "invalid value for %s: '%s' (see tern %s --help)", opt, val ? val : "",
-              a->name);
+    cli_error(a, "invalid value for %s: '%s' (see tern %s --help)", opt, val ? val : "", a->name);
     return CLI_EXIT_USAGE;
 }
 
@@ -369,9 +367,8 @@ static int one_option(struct cli *a, int c, int argc, char **argv)
         if (!eq || eq == optarg)
             return bad(a, "--property (KEY=VALUE)", optarg);
         *eq = 0; /* argv is ours to split */
-        bool ok = a->cmd == CLI_SUB
-                      ? add_user(a->sub_user, &a->n_sub_user, optarg, eq + 1)
-                      : add_user(a->pub_user, &a->pub_props.n_user, optarg, eq + 1);
+        bool ok = a->cmd == CLI_SUB ? add_user(a->sub_user, &a->n_sub_user, optarg, eq + 1)
+                                    : add_user(a->pub_user, &a->pub_props.n_user, optarg, eq + 1);
         if (!ok)
             return bad(a, "--property (too many)", optarg);
         break;
@@ -400,9 +397,7 @@ static int one_option(struct cli *a, int c, int argc, char **argv)
         a->pub_props.message_expiry = (uint32_t)n;
         break;
     case OPT_CORRELATION: a->correlation = optarg; break;
-    default:
-        cli_error(a, "see tern %s --help", a->name);
-        return CLI_EXIT_USAGE;
+    default: cli_error(a, "see tern %s --help", a->name); return CLI_EXIT_USAGE;
     }
     return -1;
 }
@@ -480,7 +475,7 @@ int cli_parse(struct cli *a, int argc, char **argv)
             const char *what = argv[optind - 1];
             cli_error(a, "%s option '%s' (see tern %s --help)",
                       optopt && strchr("hptmfqiuPxVkCWFeD", optopt) ? "missing value for"
-                                                                     : "unknown",
+                                                                    : "unknown",
                       what, a->name);
             return CLI_EXIT_USAGE;
         }
@@ -514,8 +509,8 @@ int cli_connect(struct cli *a, tern_client **out)
         rc = tern_client_step(c, deadline >= 0 ? cli_left_ms(deadline) : 1000);
     }
     if (rc) {
-        cli_error(a, "%s", tern_client_last_error(c)[0] ? tern_client_last_error(c)
-                                                        : tern_error_text(rc));
+        cli_error(a, "%s",
+                  tern_client_last_error(c)[0] ? tern_client_last_error(c) : tern_error_text(rc));
         tern_client_free(c);
         return CLI_EXIT_CONN;
     }
@@ -591,8 +586,8 @@ static void print_json(const struct tern_message *m)
     const struct tern_properties *p = m->props;
     fputs("{\"topic\":", stdout);
     json_str(stdout, m->topic, m->topic_len);
-    printf(",\"qos\":%d,\"retain\":%s,\"payloadlen\":%zu,", m->qos,
-           m->retain ? "true" : "false", m->payload_len);
+    printf(",\"qos\":%d,\"retain\":%s,\"payloadlen\":%zu,", m->qos, m->retain ? "true" : "false",
+           m->payload_len);
     json_bytes(stdout, "payload", m->payload, m->payload_len);
     fputs(",\"properties\":{", stdout);
     const char *sep = "";
@@ -659,7 +654,10 @@ static void print_format(const char *fmt, const struct tern_message *m)
         case 'i': printf("%u", m->packet_id); break;
         case 'j': print_json(m); break;
         case '%': putchar('%'); break;
-        default: putchar('%'); putchar(*s); break;
+        default:
+            putchar('%');
+            putchar(*s);
+            break;
         }
     }
 }

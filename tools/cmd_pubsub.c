@@ -14,11 +14,11 @@
 
 struct run {
     struct cli *a;
-    int result;      /* exit code so far */
-    bool done;       /* the command has finished its work */
-    bool connected;  /* past cli_connect (which reports its own failures) */
-    long received;   /* sub: messages printed */
-    char corr[40];   /* rr: correlation data */
+    int result;     /* exit code so far */
+    bool done;      /* the command has finished its work */
+    bool connected; /* past cli_connect (which reports its own failures) */
+    long received;  /* sub: messages printed */
+    char corr[40];  /* rr: correlation data */
     size_t corr_len;
     const void *payload; /* rr: request payload */
     size_t payload_len;
@@ -220,8 +220,7 @@ int cmd_pub(int argc, char **argv)
             rc = CLI_EXIT_TIMEOUT;
             break;
         }
-        if (cli_wait(c, sig_fd, -1, deadline >= 0 ? cli_left_ms(deadline) : -1) &
-            CLI_WAIT_SIGNAL)
+        if (cli_wait(c, sig_fd, -1, deadline >= 0 ? cli_left_ms(deadline) : -1) & CLI_WAIT_SIGNAL)
             break;
     }
     r.done = true;
@@ -248,8 +247,8 @@ static void sub_on_connect(tern_client *c, const struct tern_connack *ack, void 
         subs[i].qos = a->qos;
         subs[i].options = 0;
     }
-    int rc = tern_client_subscribe(c, subs, a->n_topics, a->sub_id, a->sub_user, a->n_sub_user,
-                                   NULL);
+    int rc =
+        tern_client_subscribe(c, subs, a->n_topics, a->sub_id, a->sub_user, a->n_sub_user, NULL);
     if (rc) {
         cli_error(a, "cannot subscribe: %s", tern_error_text(rc));
         r->result = CLI_EXIT_USAGE;
@@ -266,8 +265,8 @@ static void sub_on_subscribe(tern_client *c, uint16_t pid, const uint8_t *codes,
     for (size_t i = 0; i < n && i < r->a->n_topics; i++) {
         if (codes[i] < 0x80) {
             if (r->a->debug)
-                fprintf(stderr, "tern sub: subscribed to '%s' (granted QoS %d)\n",
-                        r->a->topics[i], codes[i]);
+                fprintf(stderr, "tern sub: subscribed to '%s' (granted QoS %d)\n", r->a->topics[i],
+                        codes[i]);
             continue;
         }
         cli_error(r->a, "subscription to '%s' refused: %s (0x%02x)", r->a->topics[i],
@@ -319,8 +318,7 @@ int cmd_sub(int argc, char **argv)
             }
             break;
         }
-        if (cli_wait(c, sig_fd, -1, deadline >= 0 ? cli_left_ms(deadline) : -1) &
-            CLI_WAIT_SIGNAL)
+        if (cli_wait(c, sig_fd, -1, deadline >= 0 ? cli_left_ms(deadline) : -1) & CLI_WAIT_SIGNAL)
             break;
     }
     r.done = true;
@@ -411,8 +409,8 @@ int cmd_rr(int argc, char **argv)
         r.payload_len = a.message_len;
     }
     if (a.correlation) {
-        r.corr_len = strlen(a.correlation) < sizeof r.corr ? strlen(a.correlation)
-                                                             : sizeof r.corr - 1;
+        r.corr_len =
+            strlen(a.correlation) < sizeof r.corr ? strlen(a.correlation) : sizeof r.corr - 1;
         memcpy(r.corr, a.correlation, r.corr_len);
     } else {
         unsigned char rnd[8];

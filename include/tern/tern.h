@@ -35,9 +35,10 @@ extern "C" {
 
 #define TERN_API __attribute__((visibility("default")))
 
-/* The same values as the broker's internal enum tern_err (src/common/err.h); inside the Tern tree
- * that header is included first and this copy is skipped. */
+/* The error enum is the one of src/common/err.h, repeated here under the same include guard so
+ * that either header may come first inside the Tern tree (keep the two copies identical). */
 #ifndef TERN_COMMON_ERR_H
+#define TERN_COMMON_ERR_H
 enum tern_err {
     TERN_OK = 0,
     TERN_EAGAIN = -1,     /* try again later (would block, window full) */
@@ -53,6 +54,8 @@ enum tern_err {
     TERN_ELIMIT = -11,    /* queue limit reached */
     TERN_ECLOSED = -12,   /* connection closed */
 };
+const char *tern_strerror(int err); /* in-tree name of tern_error_text() */
+#define TERN_MUST_CHECK __attribute__((warn_unused_result))
 #endif
 
 enum tern_protocol {
@@ -70,19 +73,19 @@ enum tern_state {
 };
 
 /* Subscription option bits for struct tern_subscription.options (MQTT 5 only). */
-#define TERN_SUB_NO_LOCAL 0x04u
+#define TERN_SUB_NO_LOCAL            0x04u
 #define TERN_SUB_RETAIN_AS_PUBLISHED 0x08u
-#define TERN_SUB_RETAIN_SEND_NEW 0x10u /* retain handling 1: only for new subscriptions */
-#define TERN_SUB_RETAIN_NEVER 0x20u    /* retain handling 2 */
+#define TERN_SUB_RETAIN_SEND_NEW     0x10u /* retain handling 1: only for new subscriptions */
+#define TERN_SUB_RETAIN_NEVER        0x20u /* retain handling 2 */
 
 /* Bits of struct tern_properties.has for the single-valued properties. */
-#define TERN_PROP_PAYLOAD_FORMAT 0x01u
-#define TERN_PROP_MESSAGE_EXPIRY 0x02u
-#define TERN_PROP_CONTENT_TYPE 0x04u
-#define TERN_PROP_RESPONSE_TOPIC 0x08u
+#define TERN_PROP_PAYLOAD_FORMAT   0x01u
+#define TERN_PROP_MESSAGE_EXPIRY   0x02u
+#define TERN_PROP_CONTENT_TYPE     0x04u
+#define TERN_PROP_RESPONSE_TOPIC   0x08u
 #define TERN_PROP_CORRELATION_DATA 0x10u
-#define TERN_PROP_SUBSCRIPTION_ID 0x20u /* received messages only */
-#define TERN_PROP_WILL_DELAY 0x40u      /* will only */
+#define TERN_PROP_SUBSCRIPTION_ID  0x20u /* received messages only */
+#define TERN_PROP_WILL_DELAY       0x40u /* will only */
 
 struct tern_user_property {
     const char *key; /* NUL-terminated UTF-8 */
@@ -91,7 +94,7 @@ struct tern_user_property {
 
 /* MQTT 5 properties of a PUBLISH or will message (ignored under 3.1.1). */
 struct tern_properties {
-    unsigned has; /* TERN_PROP_* bits for the fields below that are set */
+    unsigned has;             /* TERN_PROP_* bits for the fields below that are set */
     uint8_t payload_format;   /* 0 bytes, 1 UTF-8 */
     uint32_t message_expiry;  /* seconds */
     uint32_t will_delay;      /* seconds, will only */
@@ -121,11 +124,11 @@ struct tern_message {
 struct tern_connack {
     int reason_code; /* v5 reason code; a 3.1.1 return code is mapped to its v5 equivalent */
     bool session_present;
-    const char *reason_string;       /* v5, may be NULL */
-    const char *assigned_client_id;  /* v5, may be NULL */
-    uint16_t server_keep_alive;      /* keep-alive in use (the broker's when it set one) */
-    uint16_t receive_maximum;        /* broker's receive maximum (65535 when absent) */
-    uint32_t session_expiry;         /* session expiry in use */
+    const char *reason_string;      /* v5, may be NULL */
+    const char *assigned_client_id; /* v5, may be NULL */
+    uint16_t server_keep_alive;     /* keep-alive in use (the broker's when it set one) */
+    uint16_t receive_maximum;       /* broker's receive maximum (65535 when absent) */
+    uint32_t session_expiry;        /* session expiry in use */
 };
 
 /* Why a connection ended, handed to on_disconnect. */
@@ -156,8 +159,8 @@ struct tern_callbacks {
 };
 
 struct tern_client_options {
-    const char *host; /* default "localhost" */
-    uint16_t port;    /* default 1883 */
+    const char *host;         /* default "localhost" */
+    uint16_t port;            /* default 1883 */
     const char *bind_address; /* local source address (NULL: any) */
     int protocol;             /* TERN_MQTT_311 or TERN_MQTT_5 (default) */
     const char *client_id;    /* NULL or "": broker-assigned (requires clean start in 3.1.1) */
@@ -226,9 +229,9 @@ TERN_API void tern_client_stop(tern_client *c);
 /* Queues a PUBLISH (copied). With QoS 1/2 *packet_id (may be NULL) receives the identifier that
  * on_publish reports later. Messages queue while disconnected. Returns 0, TERN_EINVAL (bad
  * topic/QoS), TERN_ELIMIT (max_queued reached: step and retry) or TERN_ENOMEM. */
-TERN_API int tern_client_publish(tern_client *c, const char *topic, const void *payload,
-                                 size_t len, int qos, bool retain,
-                                 const struct tern_properties *props, uint16_t *packet_id);
+TERN_API int tern_client_publish(tern_client *c, const char *topic, const void *payload, size_t len,
+                                 int qos, bool retain, const struct tern_properties *props,
+                                 uint16_t *packet_id);
 
 struct tern_subscription {
     const char *filter;
@@ -239,9 +242,8 @@ struct tern_subscription {
  * Subscriptions are not replayed after a reconnect that did not resume the session: do that in
  * on_connect when session_present is false. */
 TERN_API int tern_client_subscribe(tern_client *c, const struct tern_subscription *subs, size_t n,
-                                   uint32_t subscription_id,
-                                   const struct tern_user_property *user, size_t n_user,
-                                   uint16_t *packet_id);
+                                   uint32_t subscription_id, const struct tern_user_property *user,
+                                   size_t n_user, uint16_t *packet_id);
 TERN_API int tern_client_unsubscribe(tern_client *c, const char *const *filters, size_t n,
                                      uint16_t *packet_id);
 

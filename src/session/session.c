@@ -244,9 +244,54 @@ static bool too_big(struct session *s, struct msg *m, uint8_t qos, int64_t now_m
     return codec_encoded_size(&pk, s->version) > s->lim.max_packet_out;
 }
 
+/* The shared QoS 0 wire image of m for s's protocol, built on first use (see struct msg).
+ * NULL when s's client needs per-subscriber properties (v5 subscription identifiers, topic
+ * aliases, a remaining Message Expiry) or on allocation failure. */
+static const uint8_t *wire_image(struct session *s, struct msg *m, bool retain, int64_t now_ms,
+                                 uint32_t *len)
+{
+    bool v5 = s->version == MQTT_V5;
+    if (v5 && (s->n_sub_ids || s->alias_max || m->expiry_at_ms))
+        return NULL;
+    _Atomic(uint8_t *) *slot = &m->wire[(v5 ? 2 : 0) + (retain ? 1 : 0)];
+    uint8_t *img = atomic_load_explicit(slot, memory_order_acquire);
+    if (!img) {
+        struct mqtt_packet pk;
+        uint32_t ids[MAX_SUB_IDS];
+        build_publish(s, m, 0, retain, false, 0, now_ms, &pk, ids);
+        size_t cap = codec_encoded_size(&pk, s->version);
+        uint8_t *fresh = mem_alloc(m->mem, MEM_MSG, cap + sizeof(uint32_t));
+        if (!fresh)
+            return NULL;
+        struct buf b = {.data = fresh + sizeof(uint32_t), .len = 0, .cap = cap, .max = cap,
+                        .mem = m->mem, .cat = MEM_MSG};
+        if (codec_encode(&pk, s->version, &b)) {
+            mem_free(m->mem, MEM_MSG, fresh);
+            return NULL;
+        }
+        uint32_t l = (uint32_t)b.len;
+        memcpy(fresh, &l, sizeof l);
+        img = NULL;
+        /* another worker may have built it at the same moment: keep theirs */
+        if (!atomic_compare_exchange_strong_explicit(slot, &img, fresh, memory_order_acq_rel,
+                                                     memory_order_acquire))
+            mem_free(m->mem, MEM_MSG, fresh);
+        else
+            img = fresh;
+    }
+    memcpy(len, img, sizeof *len);
+    return img + sizeof(uint32_t);
+}
+
 int sess_write_publish(struct session *s, struct outq *out, struct msg *m, uint8_t qos, bool retain,
                        bool dup, uint16_t pid, int64_t now_ms)
 {
+    if (qos == 0 && m->payload_len < OUTQ_REF_MIN && !too_big(s, m, 0, now_ms)) {
+        uint32_t len;
+        const uint8_t *img = wire_image(s, m, retain, now_ms, &len);
+        if (img)
+            return outq_append(out, img, len); /* encoded once, copied per subscriber */
+    }
     struct mqtt_packet pk;
     uint32_t ids[MAX_SUB_IDS];
     bool alias_known = false;

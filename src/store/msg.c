@@ -70,6 +70,8 @@ struct msg *msg_new(struct mem *mem, struct msg_pool *pool, const uint8_t *topic
     if (!m)
         return NULL;
     m->pool = pooled ? pool : NULL;
+    for (int i = 0; i < 4; i++)
+        atomic_init(&m->wire[i], NULL);
     atomic_init(&m->refs, 1);
     m->qos = qos;
     m->retain = retain;
@@ -94,6 +96,8 @@ void msg_unref(struct msg *m)
         return;
     /* acq_rel: the freeing thread must see every write made before other threads' unref */
     if (atomic_fetch_sub_explicit(&m->refs, 1, memory_order_acq_rel) == 1) {
+        for (int i = 0; i < 4; i++)
+            mem_free(m->mem, MEM_MSG, atomic_load_explicit(&m->wire[i], memory_order_relaxed));
         if (m->pool)
             pool_put(m->pool, m);
         else

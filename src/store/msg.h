@@ -51,6 +51,11 @@ struct msg {
     uint64_t origin_session; /* publishing session id (No Local), 0 = the broker */
     struct mem *mem;         /* allocator it came from (borrowed) */
     struct msg_pool *pool;   /* pool of its block, NULL when it came from mem_alloc */
+    /* Encode once per protocol version: the complete QoS 0 PUBLISH as sent to v3.1/3.1.1
+     * ([0], [1]: RETAIN 0/1) and to v5 clients without per-subscriber properties ([2], [3]),
+     * built by the first delivery and shared by every later one. Each buffer starts with its
+     * length (uint32_t). Published with release, read with acquire; freed with the message. */
+    _Atomic(uint8_t *) wire[4];
     uint8_t data[];          /* topic, properties, payload */
 };
 

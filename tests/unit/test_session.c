@@ -196,8 +196,52 @@ static void test_large_payload_by_reference(void)
     CHECK_EQ(mem_total(&m), 0);
 }
 
+static void test_encode_once_per_version(void)
+{
+    mem_init(&m);
+    struct session *a = sess_new(&m, 1, (const uint8_t *)"a", 1, 0);
+    struct session *b = sess_new(&m, 2, (const uint8_t *)"b", 1, 0);
+    struct session *c = sess_new(&m, 3, (const uint8_t *)"c", 1, 0);
+    a->version = b->version = MQTT_V311;
+    c->version = MQTT_V5;
+    struct outq qa, qb, qc;
+    outq_init(&qa, &m, 1 << 20, msg_unref_void);
+    outq_init(&qb, &m, 1 << 20, msg_unref_void);
+    outq_init(&qc, &m, 1 << 20, msg_unref_void);
+    struct msg *x = mk("t/x", "payload", 0);
+    CHECK_EQ(sess_deliver(a, &qa, x, 0, false, 0, 0), SESS_SENT);
+    uint8_t *img = atomic_load(&x->wire[0]);
+    CHECK(img != NULL); /* built by the first v3 delivery */
+    CHECK_EQ(sess_deliver(b, &qb, x, 0, false, 0, 0), SESS_SENT);
+    CHECK(atomic_load(&x->wire[0]) == img); /* reused, not rebuilt */
+    CHECK(atomic_load(&x->wire[2]) == NULL);
+    CHECK_EQ(sess_deliver(c, &qc, x, 0, false, 0, 0), SESS_SENT);
+    CHECK(atomic_load(&x->wire[2]) != NULL); /* one image per protocol version */
+    struct mqtt_packet pk[2];
+    uint8_t sa[256], sb[256], sc[256];
+    CHECK_EQ(drain(&qa, MQTT_V311, pk, 2, sa, sizeof sa), 1);
+    CHECK_EQ(drain(&qb, MQTT_V311, pk, 2, sb, sizeof sb), 1);
+    CHECK(memcmp(sa, sb, 16) == 0);
+    CHECK_EQ(drain(&qc, MQTT_V5, pk, 2, sc, sizeof sc), 1);
+    CHECK(pk[0].u.publish.payload.len == 7 && memcmp(pk[0].u.publish.payload.p, "payload", 7) == 0);
+    /* a v5 client with subscription identifiers gets its own head */
+    CHECK_EQ(sess_sub_add(c, (const uint8_t *)"t/#", 3, 0, 42), 0);
+    CHECK_EQ(sess_deliver(c, &qc, x, 0, false, 0, 0), SESS_SENT);
+    CHECK_EQ(drain(&qc, MQTT_V5, pk, 2, sc, sizeof sc), 1);
+    CHECK_EQ(pk[0].u.publish.props.sub_id, 42u);
+    msg_unref(x);
+    outq_free(&qa);
+    outq_free(&qb);
+    outq_free(&qc);
+    sess_free(a);
+    sess_free(b);
+    sess_free(c);
+    CHECK_EQ(mem_total(&m), 0);
+}
+
 void unit_main(void)
 {
+    UNIT_RUN(test_encode_once_per_version);
     UNIT_RUN(test_qos1_window_and_queue);
     UNIT_RUN(test_qos2_outgoing_flow);
     UNIT_RUN(test_offline_queue_rules);
