@@ -1,7 +1,7 @@
 # Tern: a thin wrapper over the CMake presets (CMakePresets.json) and scripts/. See README.md.
 #   make run    install missing packages, build the release preset, run ternd in the foreground
 #   make test   the whole test suite (scripts/run-tests.sh): ends with "N passed, N failed"
-.PHONY: run release build test test-tsan fuzz install format format-check conformance clean help
+.PHONY: run release build test test-tsan fuzz install format format-check conformance clean help bench
 
 FUZZ_SECONDS ?= 600
 PY := /usr/bin/python3
@@ -61,3 +61,8 @@ clean: ## remove every build tree
 
 help:
 	@grep -E '^[a-z -]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
+
+bench: ## ternd vs mosquitto side by side (release build), writes bench/results/latest.md
+	@scripts/deps.sh bench
+	@cmake --preset release >/dev/null && cmake --build --preset release --target ternd tern
+	/usr/bin/python3 bench/run_bench.py $(BENCH_ARGS)

@@ -18,6 +18,7 @@ mode="${1:-run}"
 case "$mode" in
   run) pkgs="$BUILD_PKGS" ;;
   test) pkgs="$BUILD_PKGS $TEST_PKGS" ;;
+  bench) pkgs="$BUILD_PKGS mosquitto" ;;
   format) pkgs="clang-format" ;;
   *) echo "usage: $0 {run|test|format}" >&2; exit 2 ;;
 esac

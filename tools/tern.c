@@ -14,6 +14,7 @@ static const struct {
     {"sub", cmd_sub, "subscribe and print messages (like mosquitto_sub)"},
     {"rr", cmd_rr, "MQTT 5 request/response: publish a request, print the response"},
     {"bench", cmd_bench, "load generator: pairs, fanout, fanin, latency, connections"},
+    {"passwd", cmd_passwd, "manage a password file (mosquitto_passwd format, SCRAM verifiers)"},
 };
 
 static void usage(FILE *f)
