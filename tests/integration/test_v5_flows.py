@@ -16,7 +16,7 @@ def test_v5_qos_flows_server_to_client(broker):
     [MQTT-4.3.2-2] [MQTT-4.3.3-1] [MQTT-2.2.1-4] unused non-zero ids, DUP 0 on first send
     [MQTT-3.3.1-3]; [MQTT-4.3.2-3] [MQTT-4.3.3-3] unacknowledged until PUBACK/PUBREC;
     [MQTT-4.3.3-5] [MQTT-4.3.3-6] after PUBREC only PUBREL is re-sent; [MQTT-2.2.1-5] ids echoed;
-    [MQTT-4.5.0-1] [MQTT-4.6.0-6] in order; [MQTT-4.8.2-3] granted QoS respected."""
+    [MQTT-4.5.0-1] [MQTT-4.6.0-6] in order; [MQTT-4.8.2-3] granted QoS respected. [MQTT-3.3.1-1] [MQTT-4.4.0-1] [MQTT-4.3.3-2] [MQTT-4.3.3-4] [MQTT-4.6.0-5] [MQTT-3.3.1-2]"""
     b = broker()
     s, _, _ = v5(b, "fl-s", cprops=props((0x11, 60)))
     sub5(s, "fl/#", opts=2)
@@ -47,7 +47,7 @@ def test_v5_qos_flows_client_to_server(broker):
     """[MQTT-4.3.2-4] PUBACK with the packet id; [MQTT-4.3.2-5] the same id after PUBACK is a
     new message; [MQTT-4.3.3-8] PUBREC with the id; [MQTT-4.3.3-10] duplicates before PUBREL are
     acknowledged and not delivered twice; [MQTT-4.3.3-12] after PUBCOMP the id is new;
-    [MQTT-3.3.4-1] responses follow the QoS."""
+    [MQTT-3.3.4-1] responses follow the QoS. [MQTT-4.3.3-11] [MQTT-3.3.2-1]"""
     b = broker()
     s, _, _ = v5(b, "cf-s")
     sub5(s, "cf/#", opts=2)
@@ -96,7 +96,7 @@ def test_v5_error_ack_ends_the_flow(broker):
 
 def test_v5_quota_zero_does_not_delay_other_packets(broker):
     """[MQTT-3.3.4-10] [MQTT-4.9.0-3] with the Receive Maximum used up, PINGRESP and SUBACK are
-    still sent at once."""
+    still sent at once. [MQTT-3.12.4-1]"""
     b = broker()
     s, _, _ = v5(b, "qz", cprops=props((0x21, 1)))
     sub5(s, "qz/#", opts=1)
@@ -112,7 +112,7 @@ def test_v5_quota_zero_does_not_delay_other_packets(broker):
 def test_v5_retained_replace_clear_and_resubscribe(broker):
     """[MQTT-3.3.1-5] a retained PUBLISH replaces the stored one; [MQTT-3.3.1-7] an empty one is
     not stored; [MQTT-3.8.4-3] subscribing again replaces the subscription and [MQTT-3.8.4-4]
-    with Retain Handling 0 re-sends the retained messages."""
+    with Retain Handling 0 re-sends the retained messages. [MQTT-3.3.1-6] [MQTT-3.3.1-9] [MQTT-3.8.4-2] [MQTT-3.8.4-8]"""
     b = broker()
     p, _, _ = v5(b, "rr-p")
     pub5(p, "rr5/t", b"old", qos=1, retain=True)
@@ -132,7 +132,7 @@ def test_v5_retained_replace_clear_and_resubscribe(broker):
 
 def test_v5_unsubscribe_stops_new_messages_and_compares_exactly(broker):
     """[MQTT-3.10.4-1] filters compared character by character; [MQTT-3.10.4-2] no new
-    messages after UNSUBSCRIBE; [MQTT-3.10.4-3] a QoS 2 delivery already started completes."""
+    messages after UNSUBSCRIBE; [MQTT-3.10.4-3] a QoS 2 delivery already started completes. [MQTT-3.10.4-4]"""
     b = broker()
     s, _, _ = v5(b, "us")
     sub5(s, "us/+", opts=2)
@@ -230,3 +230,84 @@ def test_v5_malformed_connect_and_publish_fields(broker, name, raw):
         return
     c.send(raw)
     expect_disconnect(c, 0x81)
+
+
+def test_v5_will_above_max_qos(broker):
+    """[MQTT-3.2.2-12] a Will QoS above the server's Maximum QoS: CONNACK 0x9B."""
+    b = broker("max_qos 1")
+    c = RawClient(b.host, b.port)
+    c.send(connect("wq5", proto_level=5, will_topic="w/t", will_payload=b"x", will_qos=2))
+    _, body = c.expect(CONNACK)
+    assert body[1] == 0x9B
+
+
+@pytest.mark.parametrize("topic,ok", [
+    ("a/b", True), ("", False), ("a/+", False), ("a/#", False), ("a\x00b", False),
+])
+def test_v5_topic_name_rules(broker, topic, ok):
+    """[MQTT-4.7.0-1] no wildcards in topic names [MQTT-3.3.2-2]; [MQTT-4.7.3-1] at least one
+    character; [MQTT-4.7.3-2] no U+0000 [MQTT-1.5.4-2]; violations: DISCONNECT [MQTT-4.13.1-1]."""
+    b = broker()
+    c, _, _ = v5(b, "tn")
+    c.send(publish(topic.replace("\\x00", "\x00"), b"1", qos=1, pid=1, props=b""))
+    if ok:
+        c.expect(PUBACK)
+    else:
+        seen = c.expect_closed()
+        assert seen and seen[-1][0] == 14
+
+
+@pytest.mark.parametrize("flt,code", [
+    ("a/#", 1), ("+/b/+", 1), ("#", 1), ("a/#/b", 0x8F), ("a+", 0x8F), ("$share/g/x/#", 1),
+    ("$share/g+/x", 0x8F), ("$share//x", 0x8F), ("$share/g", 0x8F),
+])
+def test_v5_topic_filter_rules(broker, flt, code):
+    """[MQTT-4.7.1-1] '#' alone and last; [MQTT-4.7.1-2] '+' a whole level; [MQTT-4.8.2-1]
+    [MQTT-4.8.2-2] $share/{ShareName}/{filter} with a non-empty name without '/', '+', '#';
+    [MQTT-3.8.3-1] UTF-8 filters; [MQTT-3.9.3-2] one reason code each; [MQTT-3.8.4-5]."""
+    b = broker()
+    c, _, _ = v5(b, "tf")
+    assert sub5(c, flt, opts=1) == [code]
+
+
+def test_v5_dollar_topics_and_no_normalisation(broker):
+    """[MQTT-4.7.2-1] '#' and '+/...' do not match '$' topics; [MQTT-4.7.3-4] no normalisation:
+    'Café' with a precomposed é does not match a decomposed one; [MQTT-4.7.3-3] long names."""
+    b = broker()
+    s, _, _ = v5(b, "dl")
+    sub5(s, "#", opts=0)
+    sub5(s, "+/x", opts=0, pid=2)
+    sub5(s, "Caf\u00e9/t", opts=0, pid=3)
+    p, _, _ = v5(b, "dlp")
+    pub5(p, "$dollar/x", b"no")
+    pub5(p, "Cafe\u0301/t".encode().decode(), b"decomposed")
+    m = recv_pub(s)
+    assert m["payload"] == b"decomposed" and m["topic"] == "Cafe\u0301/t"  # via '#' only
+    s.no_packet(0.3)
+    long_topic = "l/" + "x" * 60000
+    pub5(p, long_topic, b"long")
+    assert recv_pub(s)["topic"] == long_topic
+
+
+def test_v5_ids_and_disconnect_semantics(broker):
+    """[MQTT-3.1.0-1] CONNECT first; [MQTT-3.1.2-6] Clean Start 0 without a session: new
+    session; [MQTT-3.2.2-2] Clean Start 1: Session Present 0; [MQTT-3.1.3-4] [MQTT-3.1.3-11]
+    UTF-8 client id and will topic accepted; [MQTT-3.14.4-3] DISCONNECT 0x00 discards the will
+    [MQTT-3.1.2-10]; [MQTT-3.3.1-8] a non-retained PUBLISH is not stored."""
+    b = broker()
+    c, present, _ = v5(b, "ünïcode-id", clean=False)
+    assert not present
+    c, present, _ = v5(b, "clean5", clean=True)
+    assert not present
+    w, _, _ = v5(b, "watch5")
+    sub5(w, "will5/#", opts=0)
+    x = RawClient(b.host, b.port)
+    x.send(connect("wd5", proto_level=5, will_topic="will5/é", will_payload=b"w"))
+    x.expect(CONNACK)
+    x.send(packet(0xE0, b"\x00\x00"))
+    x.expect_closed()
+    w.no_packet(0.5)
+    pub5(w, "nr/t", b"not retained")
+    late, _, _ = v5(b, "late5")
+    sub5(late, "nr/t", opts=0)
+    late.no_packet(0.3)
