@@ -526,6 +526,10 @@ static void flush_client(struct client *c)
         c->want_out = false;
         ep_set(c, false);
     }
+    /* a small write (CONNACK, PINGRESP, SUBACK, a trickle of messages) leaves the connection
+     * idle: give its output storage back; busy connections keep theirs between iterations */
+    if (written < 1024)
+        outq_trim(&c->out);
 }
 
 void client_on_drained(struct client *c);

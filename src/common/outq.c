@@ -205,3 +205,14 @@ int outq_flush(struct outq *q, int fd, size_t *written)
     }
     return 0;
 }
+
+void outq_trim(struct outq *q)
+{
+    if (q->count)
+        return;
+    buf_free(&q->bytes);
+    q->bytes_off = 0;
+    mem_free(q->mem, MEM_CONN, q->segs);
+    q->segs = NULL;
+    q->head = q->cap = 0;
+}

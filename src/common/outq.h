@@ -60,6 +60,8 @@ int outq_flush(struct outq *q, int fd, size_t *written);
 int outq_peek(const struct outq *q, struct iovec *iov, int max);
 /* Marks n bytes as written (after outq_peek + a successful transport write). */
 void outq_advance(struct outq *q, size_t n);
+/* Gives the storage of an empty queue back (idle connections then hold no output memory). */
+void outq_trim(struct outq *q);
 static inline bool outq_empty(const struct outq *q)
 {
     return q->pending == 0;

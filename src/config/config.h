@@ -92,8 +92,19 @@ struct config {
     long long memory_limit; /* bytes of broker heap above which publishes are refused */
 };
 
-/* One directive row (exposed for --help-config, reload and tests). */
+/* One directive row (exposed for --help-config, reload and tests).
+ * `type` is how the field is stored (int, long long, bool, char *); CONF_SPECIAL rows
+ * (listener, port) have no single field. A row with a handler parses its own value syntax
+ * (durations, keywords, log_dest/log_type accumulation, global-or-listener scope); every other
+ * row is parsed generically from its type and bounds. */
 enum conf_type { CONF_INT, CONF_LLONG, CONF_BOOL, CONF_STRING, CONF_SPECIAL };
+struct conf_directive;
+/* Parser state handed to row handlers (private to config.c). */
+struct conf_parse;
+/* Parses `value` (the rest of the line after the directive name, trimmed; the handler may modify
+ * it) into the config being loaded. Returns 0, TERN_EINVAL (message "FILE:LINE: ..." written
+ * through p) or TERN_ENOMEM. */
+typedef int (*conf_handler)(struct conf_parse *p, const struct conf_directive *d, char *value);
 struct conf_directive {
     const char *name;
     enum conf_type type;
@@ -103,31 +114,41 @@ struct conf_directive {
     const char *def;    /* default, as text (shown by --help-config and applied by conf_defaults) */
     bool reloadable;    /* applied on SIGHUP */
     const char *doc;    /* one-line description */
+    conf_handler handler; /* NULL: generic parsing by type */
 };
 /* The table and its length. */
 extern const struct conf_directive conf_directives[];
 extern const size_t conf_directive_count;
 
-/* Fills c with defaults (no listeners yet). */
+/* String fields of struct config and struct conf_listener are NULL, a heap copy owned by the
+ * config (MEM_CONFIG), or the row's default text itself (static, never freed): conf_defaults
+ * sets e.g. auto_id_prefix to the table's "auto-". Only conf_free/conf_apply_reloadable free. */
+
+/* Fills c with defaults (no listeners yet): every row's `def` text goes through the same parser
+ * as the file (allow_anonymous has no default text: -1, "not set"). Allocates nothing. */
 void conf_defaults(struct config *c);
-/* Parses the file at path into c (which must hold defaults). On error returns TERN_EINVAL and
- * writes "FILE:LINE: message" into err[0..errlen). Adds the default listener when none given. */
+/* Parses the file at path into c (which must hold defaults). On error returns TERN_EINVAL
+ * (TERN_ENOMEM when out of memory) and writes "FILE:LINE: message" into err[0..errlen); c then
+ * holds what was parsed before the error and must still be conf_free'd. Call conf_finish after
+ * to add the default listener when none was given. */
 int conf_load_file(struct mem *mem, struct config *c, const char *path, char *err,
                    size_t errlen) TERN_MUST_CHECK;
 /* As conf_load_file, from a string; `name` is used in error messages. */
 int conf_load_string(struct mem *mem, struct config *c, const char *name, const char *text,
                      char *err, size_t errlen) TERN_MUST_CHECK;
-/* Adds the default listener (127.0.0.1:1883) if c has none. */
+/* Adds the default listener (127.0.0.1:1883) if c has none. Allocates nothing. */
 void conf_finish(struct mem *mem, struct config *c);
 /* Frees the strings owned by c (the struct itself belongs to the caller). */
 void conf_free(struct mem *mem, struct config *c);
 /* Copies the reloadable fields of src into dst (dst keeps its listeners and non-reloadable
  * fields). String fields are moved: src loses them. */
 void conf_apply_reloadable(struct mem *mem, struct config *dst, struct config *src);
-/* Writes the directive reference (name, type, default, bounds, reloadable, doc) to f. */
+/* Writes the directive reference (name, type, default, bounds, reloadable, doc) to f as the
+ * Markdown of docs/CONFIG.md (a unit test keeps that file equal to this output). */
 void conf_print_help(FILE *f);
 /* Effective allow_anonymous for listener i (explicit listener value, else global, else true only
- * for loopback bind addresses). */
+ * for loopback bind addresses: 127.0.0.0/8, ::1, ::ffff:127.x.x.x, "localhost"; a listener on all
+ * addresses (NULL) is not loopback). False for i outside 0..n_listeners-1. */
 bool conf_listener_anonymous(const struct config *c, int i);
 
 #endif
