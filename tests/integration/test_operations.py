@@ -22,7 +22,7 @@ def ternd(*args, timeout=10):
     ("bogus 1\n", ":1: unknown directive 'bogus'"),
     ("\nmax_inflight_messages 0\n", ":2: max_inflight_messages: 0 is out of range (1..65535)"),
     ("retain_available maybe\n", ":1: retain_available: 'maybe' is not a boolean"),
-    ("listener 99999\n", ":1: listener: port '99999' is not in 0..65535"),
+    ("listener 99999\n", ":1: listener: 99999 is out of range (0..65535)"),
     ("persistent_client_expiration 3x\n", ":1: persistent_client_expiration: '3x' is not a duration"),
 ])
 def test_config_errors_name_file_and_line(tmp_path, text, fragment):

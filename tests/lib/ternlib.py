@@ -1,7 +1,9 @@
 """Test helpers: start ternd on port 0 and learn its port from its "ready" line; a raw MQTT
 client for byte-level protocol tests. Every wait is on an event (pipe or socket readiness)
 with a deadline; nothing sleeps to synchronise."""
+import ctypes
 import os
+import re
 import select
 import signal
 import socket
@@ -38,7 +40,7 @@ class Broker:
         self.proc = subprocess.Popen([TERND, "-c", self.conf_path], stdout=subprocess.PIPE,
                                      stderr=self._err, stdin=subprocess.DEVNULL)
         self.port = None
-        deadline = time.monotonic() + 15
+        deadline = time.monotonic() + 10
         buf = b""
         while time.monotonic() < deadline:
             r, _, _ = select.select([self.proc.stdout], [], [], deadline - time.monotonic())
@@ -88,7 +90,35 @@ class Broker:
     def signal(self, sig):
         self.proc.send_signal(sig)
 
-    def terminate(self, timeout=15):
+    def wait_stderr(self, pattern, timeout=5):
+        """Waits (on inotify events for the log file, with a deadline) until stderr matches
+        pattern (a substring, or a compiled regex) and returns the whole stderr text."""
+        def found(text):
+            return pattern.search(text) if isinstance(pattern, re.Pattern) else pattern in text
+        deadline = time.monotonic() + timeout
+        fd = _inotify_watch(self.stderr_path)
+        try:
+            while True:
+                text = self.stderr_text()
+                if found(text):
+                    return text
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise AssertionError(f"{pattern!r} not logged within {timeout}s; stderr ends:\n"
+                                         f"{text[-2000:]}")
+                if fd is None:
+                    select.select([], [], [], min(remaining, 0.05))  # no inotify: bounded re-read
+                    continue
+                if select.select([fd], [], [], remaining)[0]:
+                    try:
+                        os.read(fd, 65536)
+                    except BlockingIOError:
+                        pass
+        finally:
+            if fd is not None:
+                os.close(fd)
+
+    def terminate(self, timeout=10):
         if self.stopped:
             return self.exit_code
         self.stopped = True
@@ -117,6 +147,21 @@ class Broker:
         return problems
 
 
+def _inotify_watch(path):
+    """A non-blocking inotify fd that becomes readable when path is modified (None if absent)."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        fd = libc.inotify_init1(os.O_NONBLOCK | os.O_CLOEXEC)
+        if fd < 0:
+            return None
+        if libc.inotify_add_watch(fd, os.fsencode(path), 0x2 | 0x8) < 0:  # MODIFY | CLOSE_WRITE
+            os.close(fd)
+            return None
+        return fd
+    except (OSError, AttributeError):
+        return None
+
+
 # ---- raw MQTT 3.1.1 / 5.0 packets ----
 
 CONNECT, CONNACK, PUBLISH, PUBACK, PUBREC, PUBREL, PUBCOMP = 1, 2, 3, 4, 5, 6, 7
@@ -142,9 +187,18 @@ def packet(first_byte, body=b""):
     return bytes([first_byte]) + varint(len(body)) + body
 
 
-def connect(client_id="", clean=True, keepalive=60, will_topic=None, will_payload=b"",
-            will_qos=0, will_retain=False, username=None, password=None, proto_level=4,
-            proto_name=b"MQTT", flags_override=None, props=b"", will_props=b""):
+def connect(*args, **kw):
+    """connect(client_id, ...) -> CONNECT packet bytes (see connect_packet);
+    connect(broker, client_id, **kw) -> a RawClient connected with CONNACK rc 0 asserted."""
+    if args and isinstance(args[0], Broker):
+        return connected(*args, **kw)
+    return connect_packet(*args, **kw)
+
+
+def connect_packet(client_id="", clean=True, keepalive=60, will_topic=None, will_payload=b"",
+                   will_qos=0, will_retain=False, username=None, password=None, proto_level=4,
+                   proto_name=b"MQTT", flags_override=None, props=b"", will_props=b""):
+    """The CONNECT packet bytes (3.1 with proto_name=b"MQIsdp", proto_level=3; 5.0 with 5)."""
     flags = (2 if clean else 0)
     payload = mqtt_str(client_id)
     v5 = proto_level == 5
@@ -261,17 +315,22 @@ class RawClient:
         assert t == ptype, f"expected packet type {ptype}, got {t} ({body!r})"
         return flags, body
 
-    def expect_closed(self, timeout=5):
-        """Asserts the broker closes the connection (packets before the close are returned)."""
+    def expect_closed(self, timeout=5, allow=None):
+        """Asserts the broker closes the connection (EOF or reset) before the deadline and returns
+        the packets received before the close. allow=None accepts any packet first; otherwise it
+        is a collection of packet types that may arrive (allow=() : nothing may arrive)."""
         deadline = time.monotonic() + timeout
         seen = []
         while True:
             try:
-                seen.append(self.recv_packet(deadline - time.monotonic()))
+                p = self.recv_packet(deadline - time.monotonic())
             except ProtocolClosed:
                 return seen
             except TimeoutError:
                 raise AssertionError(f"connection still open after {timeout}s; got {seen}")
+            if allow is not None and p[0] not in allow:
+                raise AssertionError(f"expected the connection to close, got packet {p}")
+            seen.append(p)
 
     def no_packet(self, timeout=0.5):
         """Asserts nothing arrives within timeout (a bounded wait is the point here)."""
@@ -283,6 +342,12 @@ class RawClient:
 
     def close(self):
         self.sock.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
 
 
 def parse_publish(flags, body, v5=False):
@@ -313,8 +378,59 @@ def parse_publish(flags, body, v5=False):
 def connect_client(broker, client_id, **kw):
     """A RawClient connected with CONNACK accepted; returns (client, session_present)."""
     c = RawClient(broker.host, broker.port)
-    c.send(connect(client_id, **kw))
+    c.send(connect_packet(client_id, **kw))
     flags, body = c.expect(CONNACK)
     rc = body[1]
     assert rc == 0, f"CONNACK refused with {rc:#x}"
     return c, bool(body[0] & 1)
+
+
+def parse_connack(body):
+    """CONNACK body -> (session_present, return_code)."""
+    assert len(body) == 2, f"CONNACK remaining length {len(body)} != 2"
+    return bool(body[0] & 1), body[1]
+
+
+def parse_suback(body):
+    """SUBACK body -> (packet_id, [return codes])."""
+    return struct.unpack("!H", body[:2])[0], list(body[2:])
+
+
+def parse_unsuback(body):
+    """UNSUBACK body (3.1.1) -> packet_id."""
+    return struct.unpack("!H", body[:2])[0]
+
+
+def connected(broker, client_id, **kw):
+    """A RawClient connected to broker with CONNACK rc 0 asserted; .session_present is set."""
+    c, sp = connect_client(broker, client_id, **kw)
+    c.session_present = sp
+    return c
+
+
+def expect_publish(client, topic, payload, qos=0, ack=False, retain=None, timeout=5):
+    """Waits for the next packet, asserts it is PUBLISH(topic, payload, qos) and returns it as a
+    dict; with ack=True completes the QoS 1 (PUBACK) or QoS 2 (PUBREC, PUBREL, PUBCOMP) flow."""
+    if isinstance(payload, str):
+        payload = payload.encode()
+    flags, body = client.expect(PUBLISH, timeout)
+    p = parse_publish(flags, body)
+    assert (p["topic"], p["payload"], p["qos"]) == (topic, payload, qos), \
+        f"expected PUBLISH {topic!r} {payload!r} qos {qos}, got {p}"
+    if retain is not None:
+        assert p["retain"] == retain, f"retain flag {p['retain']} != {retain}: {p}"
+    if ack and qos == 1:
+        client.send(puback(p["pid"]))
+    elif ack and qos == 2:
+        client.send(pubrec(p["pid"]))
+        f2, b2 = client.expect(PUBREL, timeout)
+        assert f2 == 2 and struct.unpack("!H", b2[:2])[0] == p["pid"], (f2, b2)
+        client.send(pubcomp(p["pid"]))
+    return p
+
+
+# The builders and parsers are also reachable from RawClient: RawClient.publish(...), etc.
+for _f in (connect_packet, publish, puback, pubrec, pubrel, pubcomp, subscribe, unsubscribe, pingreq,
+           disconnect, parse_connack, parse_publish, parse_suback, parse_unsuback):
+    setattr(RawClient, _f.__name__, staticmethod(_f))
+del _f
