@@ -470,7 +470,7 @@ static int h_listener(struct conf_parse *p, const struct conf_directive *d, char
  * is refused there. */
 static int h_port(struct conf_parse *p, const struct conf_directive *d, char *value)
 {
-    char *word;
+    char *word = NULL;
     long long port;
     int rc = one_word(p, d, value, "a port number in 0..65535", &word);
     if (rc || (rc = number_in_range(p, d, word, &port)))
@@ -487,7 +487,7 @@ static int h_port(struct conf_parse *p, const struct conf_directive *d, char *va
 
 static int h_protocol(struct conf_parse *p, const struct conf_directive *d, char *value)
 {
-    char *word;
+    char *word = NULL;
     int rc = one_word(p, d, value, "mqtt or websockets", &word);
     if (rc)
         return rc;
@@ -512,8 +512,8 @@ static void store_scoped(struct conf_parse *p, const struct conf_directive *d,
 
 static int h_max_connections(struct conf_parse *p, const struct conf_directive *d, char *value)
 {
-    char *word;
-    long long v;
+    char *word = NULL;
+    long long v = 0;
     int rc = one_word(p, d, value, "a number in -1..100000000", &word);
     if (rc || (rc = number_in_range(p, d, word, &v)))
         return rc;
@@ -523,8 +523,8 @@ static int h_max_connections(struct conf_parse *p, const struct conf_directive *
 
 static int h_allow_anonymous(struct conf_parse *p, const struct conf_directive *d, char *value)
 {
-    char *word;
-    bool v;
+    char *word = NULL;
+    bool v = false;
     int rc = one_word(p, d, value, "true or false", &word);
     if (rc || (rc = parse_bool(p, d, word, &v)))
         return rc;
@@ -536,7 +536,7 @@ static int h_allow_anonymous(struct conf_parse *p, const struct conf_directive *
 static int h_duration(struct conf_parse *p, const struct conf_directive *d, char *value)
 {
     static const char expected[] = "seconds, or N followed by h, d, w, m or y";
-    char *word;
+    char *word = NULL;
     int rc = one_word(p, d, value, expected, &word);
     if (rc)
         return rc;
@@ -553,7 +553,7 @@ static int h_duration(struct conf_parse *p, const struct conf_directive *d, char
     }
     if (mult != 1)
         word[n - 1] = '\0'; /* cut the unit off, parse the number, put it back for messages */
-    long long v;
+    long long v = 0;
     rc = parse_ll(word, &v);
     word[n - 1] = unit;
     if (rc == -1 || (rc == 0 && v < 0))
@@ -645,7 +645,7 @@ static int h_log_type(struct conf_parse *p, const struct conf_directive *d, char
 static int keyword(struct conf_parse *p, const struct conf_directive *d, char *value,
                    const char *const *names, int n, const char *expected)
 {
-    char *word;
+    char *word = NULL;
     int rc = one_word(p, d, value, expected, &word);
     if (rc)
         return rc;
@@ -687,13 +687,13 @@ static int apply_value(struct conf_parse *p, const struct conf_directive *d, cha
         snprintf(expected, sizeof expected, "true or false");
     else
         snprintf(expected, sizeof expected, "a number in %lld..%lld", d->min, d->max);
-    char *word;
+    char *word = NULL;
     int rc = one_word(p, d, value, expected, &word);
     if (rc)
         return rc;
     if (d->type == CONF_BOOL)
         return parse_bool(p, d, word, (bool *)field(p, d));
-    long long v;
+    long long v = 0;
     if ((rc = number_in_range(p, d, word, &v)))
         return rc;
     if (d->type == CONF_INT)
