@@ -91,6 +91,19 @@ int broker_init(struct broker *b, struct config *conf, char *err, size_t errlen)
         b->listeners[i].conf = &conf->listeners[i];
         b->listeners[i].anonymous = conf_listener_anonymous(conf, i);
     }
+    /* accepted by the parser for compatibility, but not implemented: refusing them is safer
+     * than silently not isolating tenants or not persisting */
+    for (int i = 0; i < conf->n_listeners; i++) {
+        if (conf->listeners[i].mount_point) {
+            snprintf(err, errlen, "listener %d: mount_point is not supported yet",
+                     conf->listeners[i].port);
+            return TERN_EINVAL;
+        }
+    }
+    if (conf->persistence) {
+        snprintf(err, errlen, "persistence true is not supported yet (sessions are in memory)");
+        return TERN_EINVAL;
+    }
     for (int i = 0; i < conf->n_listeners; i++) {
         const struct conf_listener *l = &conf->listeners[i];
         if (!l->certfile && !l->keyfile)

@@ -132,3 +132,17 @@ def test_pid_file_and_log_file(broker, tmp_path):
     assert "client 'logme'" in log.read_text()
     b.terminate()
     assert not pid.exists()
+
+
+@pytest.mark.parametrize("text,fragment", [
+    ("listener 0 127.0.0.1\nmount_point tenant/\n", "mount_point is not supported yet"),
+    ("persistence true\n", "persistence true is not supported yet"),
+])
+def test_unimplemented_options_are_refused_not_ignored(tmp_path, text, fragment):
+    """Options accepted for Mosquitto compatibility but not implemented stop ternd with a clear
+    error instead of silently doing nothing (no false tenant isolation or durability)."""
+    conf = tmp_path / "c.conf"
+    conf.write_text(text)
+    r = ternd("-c", str(conf))
+    assert r.returncode == 1
+    assert fragment in r.stderr

@@ -64,6 +64,8 @@ class Broker:
         self.port = s.getsockname()[1]
         s.close()
         lines = [f"listener {self.port} 127.0.0.1", "allow_anonymous true"]
+        if os.geteuid() == 0:
+            lines.append("user root")  # else it drops to "mosquitto" and cannot read tmp_path
         for line in extra.splitlines():
             word = line.split()[0] if line.split() else ""
             if word in ("threads", "connect_timeout", "listener"):
@@ -270,6 +272,7 @@ class RawClient:
     def __init__(self, host, port, timeout=5):
         self.sock = socket.create_connection((host, port), timeout=timeout)
         self.buf = b""
+        self.pending = []  # packets put back by expect_publish, returned first by recv_packet
 
     def send(self, data):
         self.sock.sendall(data)
@@ -291,6 +294,8 @@ class RawClient:
 
     def recv_packet(self, timeout=5):
         """Returns (type, flags, body) of the next packet."""
+        if self.pending:
+            return self.pending.pop(0)
         deadline = time.monotonic() + timeout
         while True:
             if len(self.buf) >= 2:
@@ -423,8 +428,14 @@ def expect_publish(client, topic, payload, qos=0, ack=False, retain=None, timeou
         client.send(puback(p["pid"]))
     elif ack and qos == 2:
         client.send(pubrec(p["pid"]))
-        f2, b2 = client.expect(PUBREL, timeout)
-        assert f2 == 2 and struct.unpack("!H", b2[:2])[0] == p["pid"], (f2, b2)
+        later = []  # other packets (the next PUBLISH) may come before this PUBREL
+        while True:
+            t2, f2, b2 = client.recv_packet(timeout)
+            if t2 == PUBREL and struct.unpack("!H", b2[:2])[0] == p["pid"]:
+                assert f2 == 2, f"PUBREL flags {f2}"
+                break
+            later.append((t2, f2, b2))
+        client.pending[:0] = later
         client.send(pubcomp(p["pid"]))
     return p
 
