@@ -286,7 +286,44 @@ def test_connect_split_across_writes(broker):
     """A CONNECT delivered one byte per write is assembled and accepted. [MQTT-3.1.4-4]"""
     b = broker()
     c = raw(b)
-    c.sock.setsockopt(6, 1, 1)  # TCP_NODELAY so each byte is its own segment
-    for i, byte in enumerate(connect_packet("split")):
+    for byte in connect_packet("split"):  # RawClient sets TCP_NODELAY: one segment per byte
         c.send(bytes([byte]))
     assert accepted(c) == (False, 0)
+
+
+def _raw_connect(cid_bytes, flags=0x02, rest=b""):
+    body = tl.mqtt_str("MQTT") + bytes([4, flags]) + b"\x00\x3c" + tl.mqtt_str(cid_bytes) + rest
+    return packet(0x10, body)
+
+
+@pytest.mark.parametrize("data", [
+    pytest.param(_raw_connect(b"id\xff"), id="client_id_invalid_utf8"),
+    pytest.param(_raw_connect(b"id\xed\xa0\x80"), id="client_id_surrogate"),
+    pytest.param(_raw_connect(b"id\x00x"), id="client_id_nul"),
+    pytest.param(_raw_connect(b"w", 0x06, tl.mqtt_str(b"w/\xc3\x28") + tl.mqtt_str(b"x")),
+                 id="will_topic_invalid_utf8"),
+    pytest.param(_raw_connect(b"u", 0x82, tl.mqtt_str(b"\xc3\x28")), id="username_invalid_utf8"),
+    pytest.param(packet(0x10, tl.mqtt_str("MQTT") + b"\x04"), id="truncated_variable_header"),
+    pytest.param(packet(0x10, tl.mqtt_str("MQTT") + b"\x04\x02\x00\x3c"), id="no_client_id"),
+])
+def test_malformed_connect_payload_closed(broker, data):
+    """A CONNECT with malformed UTF-8 or U+0000 in the client id, will topic or user name, or
+    with fields missing, is closed without a CONNACK.
+    [MQTT-3.1.3-4] [MQTT-3.1.3-10] [MQTT-3.1.3-11] [MQTT-1.5.3-1] [MQTT-1.5.3-2]
+    [MQTT-3.1.3-3] [MQTT-3.1.4-1]"""
+    b = broker()
+    c = raw(b)
+    c.send(data)
+    closed_without_connack(c)
+
+
+@pytest.mark.parametrize("will_topic", ["will/#", "will/+/x", "#", ""])
+def test_will_topic_not_a_topic_name_closed(broker, will_topic):
+    """A will topic that is not a valid Topic Name (a wildcard, or empty) makes the CONNECT
+    non-conforming: the connection is closed without a CONNACK (in particular not accepted,
+    and not refused with 0x02, which is about the client identifier), and no will is ever
+    published. [MQTT-3.1.4-1] [MQTT-4.7.1-1] [MQTT-4.7.3-1] [MQTT-3.1.2-9]"""
+    b = broker()
+    c = raw(b)
+    c.send(connect_packet("badwill", will_topic=will_topic, will_payload=b"x"))
+    closed_without_connack(c)

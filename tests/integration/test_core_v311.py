@@ -1,6 +1,7 @@
 """MQTT 3.1 / 3.1.1 core behaviour, byte level: CONNECT validation and every reachable CONNACK
 code, sessions (clean, persistent, takeover, expiry), keep-alive and CONNECT timeout, wills,
 and bad input that must close only the offending connection. Statement ids are MQTT 3.1.1's."""
+import re
 import socket
 import struct
 import threading
@@ -103,6 +104,30 @@ def test_invalid_utf8_will_topic_closes(broker):
     assert c.expect_closed() == []
 
 
+@pytest.mark.parametrize("will_topic", ["will/+", "will/#", ""])
+def test_invalid_will_topic_refused(broker, will_topic):
+    """[MQTT-3.1.3-10] [MQTT-3.3.2-2] [MQTT-4.7.3-1] a Will Topic that could not be PUBLISHed
+    (wildcard, empty) is refused: the connection is closed, and a CONNACK sent before the close
+    carries a non-zero code [MQTT-3.2.2-4] [MQTT-3.2.2-5]."""
+    b = broker()
+    c = RawClient(b.host, b.port)
+    c.send(connect("wt", will_topic=will_topic, will_payload=b"x"))
+    seen = c.expect_closed(allow=(CONNACK,))
+    assert all(body[1] != 0 and body[0] == 0 for _, _, body in seen), seen
+
+
+@pytest.mark.ternd_only  # mosquitto closes without a CONNACK, which the standard also allows
+@pytest.mark.parametrize("will", [dict(will_qos=2), dict(will_retain=True)], ids=["qos", "retain"])
+def test_will_beyond_server_capabilities_gets_0x03(broker, will):
+    """CONNACK 0x03 (server unavailable) then close when the will asks for what this server is
+    configured not to do: will QoS 2 with max_qos 1, will retain with retain_available false
+    [MQTT-3.2.2-4] [MQTT-3.2.2-5] [MQTT-3.1.4-1]."""
+    b = broker("max_qos 1\nretain_available false")
+    c, present, rc = connack(b, connect("cap", will_topic="w/t", will_payload=b"x", **will))
+    assert (present, rc) == (0, 3)
+    assert c.expect_closed() == []
+
+
 def test_first_packet_must_be_connect(broker):
     """[MQTT-3.1.0-1] anything before CONNECT closes the connection."""
     b = broker()
@@ -191,6 +216,16 @@ def test_abandoned_persistent_session_expires(broker):
     c, present = connect_client(b, "old", clean=False)
     assert not present
     assert "expired" in b.stderr_text()
+    p, _ = connect_client(b, "old-pub")
+    p.send(publish("e/x", b"to nobody", qos=1, pid=1))
+    p.expect(PUBACK)
+    c.no_packet(0.3)  # the expired session's subscription is gone: resubscribing is needed
+    c.send(subscribe(2, [("e/#", 1)]))
+    c.expect(SUBACK)
+    p.send(publish("e/x", b"again", qos=1, pid=2))
+    p.expect(PUBACK)
+    flags, body = c.expect(PUBLISH)
+    assert parse_publish(flags, body)["payload"] == b"again"
 
 
 # ---- keep-alive ----
@@ -209,7 +244,7 @@ def test_pingreq_keeps_alive(broker):
     """[MQTT-3.12.4-1] PINGREQ is answered with PINGRESP and keeps the connection open."""
     b = broker()
     c, _ = connect_client(b, "ping", keepalive=1)
-    end = time.monotonic() + 3
+    end = time.monotonic() + 2.2  # beyond 1.5 x keep-alive
     while time.monotonic() < end:
         c.send(tl.pingreq())
         c.expect(PINGRESP)
@@ -265,17 +300,41 @@ def test_no_will_after_disconnect(broker):
 
 
 @pytest.mark.ternd_only  # mosquitto checks keep-alive less often than 1.5 s
-def test_will_on_keepalive_timeout_and_takeover(broker):
-    """The will goes out on keep-alive expiry and on takeover."""
+def test_will_on_keepalive_timeout(broker):
+    """[MQTT-3.1.2-8] [MQTT-3.1.2-24] the server closes a silent keep-alive-1 connection and
+    publishes its will; a connection kept alive by PINGREQ publishes nothing."""
     b = broker()
     w = will_watcher(b)
+    alive, _ = connect_client(b, "chatty", keepalive=1, will_topic="will/alive",
+                              will_payload=b"no")
     c, _ = connect_client(b, "silent", keepalive=1, will_topic="will/ka", will_payload=b"ka")
-    flags, body = w.expect(PUBLISH, timeout=5)
-    assert parse_publish(flags, body)["payload"] == b"ka"
+    end = time.monotonic() + 3
+    got = None
+    while got is None and time.monotonic() < end:
+        alive.send(tl.pingreq())
+        alive.expect(PINGRESP)
+        try:
+            got = w.expect(PUBLISH, timeout=0.4)  # paced below the keep-alive on purpose
+        except TimeoutError:
+            pass
+    assert got is not None, "no will within 3 s of a keep-alive of 1 s"
+    assert parse_publish(*got)["payload"] == b"ka"
+    assert c.expect_closed(timeout=1) == []
+
+
+def test_will_on_takeover(broker):
+    """[MQTT-3.1.4-2] [MQTT-3.1.2-8] the connection closed by a takeover did not send
+    DISCONNECT: its will is published (once), and the new connection works."""
+    b = broker()
+    w = will_watcher(b)
     old, _ = connect_client(b, "twin", will_topic="will/twin", will_payload=b"replaced")
     new, _ = connect_client(b, "twin")
     flags, body = w.expect(PUBLISH)
     assert parse_publish(flags, body)["payload"] == b"replaced"
+    assert old.expect_closed() == []
+    new.send(tl.pingreq())
+    new.expect(PINGRESP)
+    w.no_packet(0.3)
 
 
 def test_retained_will(broker):
@@ -307,14 +366,40 @@ BAD_INPUTS = {
     "unsubscribe_no_filters": packet(0xA2, struct.pack("!H", 1)),
     "garbage": bytes(range(0x10, 0x60)),
     "empty_topic": publish("", b"x"),
+    "topic_length_past_packet_end": packet(0x30, struct.pack("!H", 10) + b"ab"),
+    "subscribe_missing_qos_byte": packet(0x82, struct.pack("!H", 1) + tl.mqtt_str("a/b")),
+    "subscribe_requested_qos_3": packet(0x82, struct.pack("!H", 1) + tl.mqtt_str("a") + b"\x03"),
+    "puback_too_short": packet(0x40, b"\x00"),
+    "pingreq_with_body": packet(0xC0, b"\x00"),
+    "pingreq_reserved_flags": packet(0xC1),
+    "disconnect_reserved_flags": packet(0xE2),
+    "publish_qos1_packet_id_0": packet(0x32, tl.mqtt_str("a") + b"\x00\x00x"),
+    "connack_from_client": packet(0x20, b"\x00\x00"),
+    "unicode_surrogate_in_topic": packet(0x30, struct.pack("!H", 3) + b"\xed\xa0\x80"),
 }
 
 
-@pytest.mark.parametrize("name", sorted(BAD_INPUTS))
+MOSQUITTO_ANSWERS = {"pingreq_with_body", "pingreq_reserved_flags"}  # it sends PINGRESP
+
+
+def bad_input_logged(cid):
+    """The log line that names a client disconnected for bad input, with a reason."""
+    if tl.MODE == "mosquitto":
+        return re.compile(rf"({re.escape(cid)} disconnected due to \w|"
+                          rf"Bad socket read/write on client {re.escape(cid)}:)")
+    return re.compile(rf"'{re.escape(cid)}'.* disconnected: (?!connection closed by peer)\w")
+
+
+@pytest.mark.parametrize("name", [
+    pytest.param(n, marks=pytest.mark.xfail(
+        tl.MODE == "mosquitto" and n in MOSQUITTO_ANSWERS, strict=True,
+        reason="Mosquitto 2.0.11 answers a PINGREQ with reserved flags or a body"))
+    for n in sorted(BAD_INPUTS)])
 def test_bad_input_closes_only_that_connection(broker, name):
     """[MQTT-4.8.0-1] [MQTT-1.5.3-1] [MQTT-1.5.3-2] [MQTT-2.2.2-2] [MQTT-3.3.2-2]
-    [MQTT-3.8.3-3] [MQTT-3.10.3-2]: the offending connection is closed and logged with its client
-    id; another client keeps publishing and receiving."""
+    [MQTT-3.8.3-3] [MQTT-3.10.3-2] [MQTT-3.8.3-4] [MQTT-2.3.1-1] [MQTT-3.3.1-4]: the offending
+    connection is closed and logged with its client id and the reason (protocol error or
+    malformed packet); another client keeps publishing and receiving."""
     b = broker()
     good, _ = connect_client(b, "good")
     good.send(subscribe(1, [("ok/t", 1)]))
@@ -325,7 +410,7 @@ def test_bad_input_closes_only_that_connection(broker, name):
     good.send(publish("ok/t", b"still fine", qos=1, pid=7))
     seen = {good.recv_packet()[0], good.recv_packet()[0]}
     assert seen == {PUBACK, PUBLISH}
-    assert f"bad-{name}" in b.stderr_text()
+    b.wait_stderr(bad_input_logged(f"bad-{name}"))
 
 
 def test_oversized_packet_closed_from_its_header(broker):
@@ -336,11 +421,19 @@ def test_oversized_packet_closed_from_its_header(broker):
     assert c.expect_closed(timeout=3) == []
 
 
-def test_truncated_packet_then_close_is_harmless(broker):
+@pytest.mark.parametrize("cut", [1, 2, 20])
+def test_truncated_packet_then_close_is_harmless(broker, cut):
+    """A connection lost in the middle of a packet (after the first byte, inside the remaining
+    length, inside the body) is an abnormal close: the partial PUBLISH is not delivered, the
+    will is published [MQTT-3.1.2-8], and the broker keeps serving others."""
     b = broker()
-    c, _ = connect_client(b, "trunc")
-    c.send(publish("t/x", b"y" * 100)[:20])
+    w = will_watcher(b)
+    c, _ = connect_client(b, "trunc", will_topic="will/trunc", will_payload=b"cut")
+    c.send(publish("will/partial", b"y" * 200)[:cut])
     c.close()
+    flags, body = w.expect(PUBLISH)
+    assert parse_publish(flags, body)["payload"] == b"cut"
+    w.no_packet(0.2)
     good, _ = connect_client(b, "after")
     good.send(tl.pingreq())
     good.expect(PINGRESP)

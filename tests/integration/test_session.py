@@ -183,3 +183,43 @@ def test_persistent_session_expires(broker):
 def expect_any_publish(c, timeout):
     flags, body = c.expect(tl.PUBLISH, timeout)
     return tl.parse_publish(flags, body)
+
+
+def test_takeover_storm_keeps_one_consistent_session(broker):
+    """8 threads connect the same client id (clean session 0) 10 times each, at once: every
+    CONNECT is either accepted (CONNACK 0, Session Present 1) or its connection is closed by a
+    later takeover; afterwards one connection gets the session with its subscription intact.
+    [MQTT-3.1.4-2] [MQTT-3.2.2-2] [MQTT-3.1.2-4]"""
+    import threading
+    b = broker(threads=4)
+    c = tl.connect(b, "hot", clean=False)
+    sub(c, "hot/#", 1)
+    leave(c)
+    errors, conns, lock = [], [], threading.Lock()
+
+    def worker():
+        for _ in range(10):
+            try:
+                r = tl.RawClient(b.host, b.port)
+                r.send(tl.connect_packet("hot", clean=False))
+                t, _, body = r.recv_packet(5)
+                assert t == tl.CONNACK and tl.parse_connack(body) == (True, 0), (t, body)
+                with lock:
+                    conns.append(r)
+            except tl.ProtocolClosed:
+                pass  # taken over before its CONNACK was read: allowed
+            except Exception as e:  # noqa: BLE001 - reported below
+                errors.append(repr(e))
+
+    threads = [threading.Thread(target=worker) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert not errors, errors[:5]
+    final = tl.connect(b, "hot", clean=False)
+    assert final.session_present is True
+    for r in conns:  # every earlier connection has been taken over
+        r.expect_closed(allow=())
+    pub(b, "hot/x", b"survived", qos=1)
+    expect_publish(final, "hot/x", b"survived", 1, ack=True)

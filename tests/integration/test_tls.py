@@ -74,9 +74,12 @@ def tls_socket(b, pki, cert=None, min_version=None, max_version=None):
 
 
 class TlsClient(RawClient):
+    """RawClient over an already connected TLS socket."""
+
     def __init__(self, sock):
         self.sock = sock
         self.buf = b""
+        self.pending = []
 
 
 def mqtt_over(sock, cid, **kw):

@@ -85,6 +85,11 @@ class Broker:
                 select.select([], [], [], 0.02)  # retry connect: mosquitto prints no ready line
         raise RuntimeError("mosquitto did not start")
 
+    @property
+    def pid(self):
+        """Process id of the running broker (ternd, or mosquitto in validation mode)."""
+        return self.proc.pid
+
     def stderr_text(self):
         with open(self.stderr_path, "rb") as f:
             return f.read().decode(errors="replace")
@@ -199,8 +204,14 @@ def connect(*args, **kw):
 
 def connect_packet(client_id="", clean=True, keepalive=60, will_topic=None, will_payload=b"",
                    will_qos=0, will_retain=False, username=None, password=None, proto_level=4,
-                   proto_name=b"MQTT", flags_override=None, props=b"", will_props=b""):
-    """The CONNECT packet bytes (3.1 with proto_name=b"MQIsdp", proto_level=3; 5.0 with 5)."""
+                   proto_name=b"MQTT", flags_override=None, props=b"", will_props=b"",
+                   will=None):
+    """The CONNECT packet bytes (3.1 with proto_name=b"MQIsdp", proto_level=3; 5.0 with 5).
+    will=(topic, payload[, qos[, retain]]) is shorthand for the will_* arguments."""
+    if will is not None:
+        will_topic, will_payload = will[0], will[1]
+        will_qos = will[2] if len(will) > 2 else will_qos
+        will_retain = will[3] if len(will) > 3 else will_retain
     flags = (2 if clean else 0)
     payload = mqtt_str(client_id)
     v5 = proto_level == 5
@@ -271,6 +282,9 @@ class RawClient:
 
     def __init__(self, host, port, timeout=5):
         self.sock = socket.create_connection((host, port), timeout=timeout)
+        # No Nagle: a small write after an unacknowledged one would otherwise wait ~40 ms for
+        # the peer's delayed ACK, which makes request/response loops crawl.
+        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.buf = b""
         self.pending = []  # packets put back by expect_publish, returned first by recv_packet
 
@@ -294,7 +308,7 @@ class RawClient:
 
     def recv_packet(self, timeout=5):
         """Returns (type, flags, body) of the next packet."""
-        if self.pending:
+        if getattr(self, "pending", None):  # subclasses (TlsClient) may skip __init__
             return self.pending.pop(0)
         deadline = time.monotonic() + timeout
         while True:
@@ -435,7 +449,7 @@ def expect_publish(client, topic, payload, qos=0, ack=False, retain=None, timeou
                 assert f2 == 2, f"PUBREL flags {f2}"
                 break
             later.append((t2, f2, b2))
-        client.pending[:0] = later
+        client.pending = later + getattr(client, "pending", [])
         client.send(pubcomp(p["pid"]))
     return p
 
