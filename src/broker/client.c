@@ -585,8 +585,12 @@ static void on_connect(struct client *c, const struct mqtt_packet *pk)
     }
     if (cn->will) {
         if (!topic_name_valid(cn->will_topic.p, cn->will_topic.len)) {
-            refuse(c, MQTT3_CONNACK_IDENTIFIER_REJECTED, MQTT_RC_TOPIC_NAME_INVALID,
-                   "invalid will topic");
+            /* a CONNECT that does not conform: v3 closes without CONNACK [MQTT-3.1.4-1];
+             * v5 may say why first */
+            if (c->version == MQTT_V5)
+                refuse(c, 0, MQTT_RC_TOPIC_NAME_INVALID, "invalid will topic");
+            else
+                client_close(c, LOG_NOTICE, "invalid will topic (wildcard or empty)");
             return;
         }
         if ((cn->will_props.has & MQTT_PROP_BIT(MQTT_PROP_RESPONSE_TOPIC)) &&
@@ -1348,6 +1352,9 @@ size_t client_process(struct client *c, const uint8_t *data, size_t len)
         }
         c->cur_pkt = data + off;
         c->cur_len = used;
+        /* keep-alive counts complete Control Packets, not bytes: a client trickling a partial
+         * packet is not alive [MQTT-3.1.2-24] */
+        c->last_rx_ms = c->w->now_ms;
         on_packet(c, &p);
         if (c->migrated)
             break; /* the CONNECT is handled again on the session's home worker */

@@ -378,7 +378,6 @@ static void on_readable(struct client *c)
             asked = SCRATCH_SIZE;
             n = conn_read(c, w->scratch, asked);
             if (n > 0) {
-                c->last_rx_ms = w->now_ms;
                 STAT_ADD(w, bytes_received, (uint64_t)n);
                 size_t used = client_process(c, w->scratch, (size_t)n);
                 if (c->state != CS_CLOSED)
@@ -393,7 +392,6 @@ static void on_readable(struct client *c)
             }
             n = conn_read(c, c->rbuf.data + c->rbuf.len, asked);
             if (n > 0) {
-                c->last_rx_ms = w->now_ms;
                 STAT_ADD(w, bytes_received, (uint64_t)n);
                 c->rbuf.len += (size_t)n;
                 size_t used = client_process(c, c->rbuf.data, c->rbuf.len);

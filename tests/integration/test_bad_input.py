@@ -99,7 +99,8 @@ def log_names(b, cid=None, addr=None):
     if tl.MODE == "mosquitto":
         if cid:
             c = re.escape(cid)
-            b.wait_stderr(re.compile(rf"{c}\b[^\n]*(disconnect|error)|(error|Bad socket)[^\n]*{c}\b"))
+            b.wait_stderr(re.compile(rf"{c}\b[^\n]*(disconnect|error)|"
+                                     rf"(error|Bad socket)[^\n]*{c}\b"))
         return
     if cid:
         b.wait_stderr(re.compile(rf"client '{re.escape(cid)}' \([^)]*\) disconnected: \S"))

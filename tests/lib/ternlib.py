@@ -149,7 +149,8 @@ class Broker:
         for mark in SANITIZER_MARKS:
             if mark in text:
                 i = text.index(mark)
-                problems.append(f"sanitizer report in ternd stderr:\n{text[max(0, i - 200):i + 4000]}")
+                problems.append("sanitizer report in ternd stderr:\n"
+                                f"{text[max(0, i - 200):i + 4000]}")
                 break
         return problems
 
@@ -455,7 +456,7 @@ def expect_publish(client, topic, payload, qos=0, ack=False, retain=None, timeou
 
 
 # The builders and parsers are also reachable from RawClient: RawClient.publish(...), etc.
-for _f in (connect_packet, publish, puback, pubrec, pubrel, pubcomp, subscribe, unsubscribe, pingreq,
-           disconnect, parse_connack, parse_publish, parse_suback, parse_unsuback):
+for _f in (connect_packet, publish, puback, pubrec, pubrel, pubcomp, subscribe, unsubscribe,
+           pingreq, disconnect, parse_connack, parse_publish, parse_suback, parse_unsuback):
     setattr(RawClient, _f.__name__, staticmethod(_f))
 del _f
