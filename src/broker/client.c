@@ -1340,9 +1340,10 @@ size_t client_process(struct client *c, const uint8_t *data, size_t len)
             break;
         if (rc) {
             char why[96];
-            snprintf(why, sizeof why, "%s in packet from client (%s)",
-                     rc == TERN_ETOOBIG ? "packet too large" : tern_strerror(rc),
-                     rc == TERN_EPROTO ? "protocol error" : "bad input");
+            snprintf(why, sizeof why, "%s",
+                     rc == TERN_ETOOBIG ? "packet too large (over max_packet_size)"
+                     : rc == TERN_EPROTO ? "protocol error in packet"
+                                         : "malformed packet");
             fail(c,
                  rc == TERN_ETOOBIG  ? MQTT_RC_PACKET_TOO_LARGE
                  : rc == TERN_EPROTO ? MQTT_RC_PROTOCOL_ERROR
