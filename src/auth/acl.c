@@ -5,6 +5,7 @@
  * matching deny refuses, otherwise any matching grant with the access allows. Sections are
  * short in practice; the walk costs a few topic matches per check. */
 #include "auth/acl.h"
+#include "auth/auth_internal.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -36,19 +37,6 @@ struct acl {
     struct acl_section patterns;
     struct hmap users; /* user name -> struct acl_section* */
 };
-
-static int perr(char *err, size_t errlen, const char *name, int line, const char *fmt, ...)
-    __attribute__((format(printf, 5, 6)));
-static int perr(char *err, size_t errlen, const char *name, int line, const char *fmt, ...)
-{
-    int n = snprintf(err, errlen, "%s:%d: ", name, line);
-    va_list ap;
-    va_start(ap, fmt);
-    if (n >= 0 && (size_t)n < errlen)
-        vsnprintf(err + n, errlen - (size_t)n, fmt, ap);
-    va_end(ap);
-    return TERN_EINVAL;
-}
 
 static void section_free(struct mem *mem, struct acl_section *s)
 {
@@ -125,12 +113,12 @@ static int parse_line(struct acl *a, struct acl_section **cur, char *line, const
         return 0; /* comments may have any number of words */
     int n = words(line, w);
     if (n < 0)
-        return perr(err, errlen, name, ln, "too many words");
+        return auth_perr(err, errlen, name, ln, "too many words");
     if (n == 0 || w[0][0] == '#')
         return 0;
     if (strcmp(w[0], "user") == 0) {
         if (n != 2)
-            return perr(err, errlen, name, ln, "user: expected one user name");
+            return auth_perr(err, errlen, name, ln, "user: expected one user name");
         struct acl_section *s = hmap_get(&a->users, w[1], strlen(w[1]));
         if (!s) {
             s = mem_calloc(a->mem, MEM_AUTH, sizeof *s);
@@ -149,7 +137,8 @@ static int parse_line(struct acl *a, struct acl_section **cur, char *line, const
     }
     bool pattern = strcmp(w[0], "pattern") == 0;
     if (!pattern && strcmp(w[0], "topic") != 0)
-        return perr(err, errlen, name, ln, "unknown keyword '%s' (topic, pattern, user)", w[0]);
+        return auth_perr(err, errlen, name, ln, "unknown keyword '%s' (topic, pattern, user)",
+                         w[0]);
     uint8_t access = ACL_READ | ACL_WRITE;
     const char *f;
     if (n == 3) {
@@ -162,18 +151,19 @@ static int parse_line(struct acl *a, struct acl_section **cur, char *line, const
         else if (strcmp(w[1], "deny") == 0)
             access = ACL_DENY;
         else
-            return perr(err, errlen, name, ln,
-                        "%s: access '%s' is not read, write, readwrite or deny", w[0], w[1]);
+            return auth_perr(err, errlen, name, ln,
+                             "%s: access '%s' is not read, write, readwrite or deny", w[0], w[1]);
         f = w[2];
     } else if (n == 2) {
         f = w[1];
     } else {
-        return perr(err, errlen, name, ln, "%s: expected [read|write|readwrite|deny] FILTER", w[0]);
+        return auth_perr(err, errlen, name, ln, "%s: expected [read|write|readwrite|deny] FILTER",
+                         w[0]);
     }
     size_t fl = strlen(f);
     /* patterns are validated after substitution; %c/%u must be whole levels to be safe */
     if (!pattern && !topic_filter_valid((const uint8_t *)f, fl))
-        return perr(err, errlen, name, ln, "invalid topic filter '%s'", f);
+        return auth_perr(err, errlen, name, ln, "invalid topic filter '%s'", f);
     return add_rule(a->mem, pattern ? &a->patterns : *cur, access, f, fl);
 }
 
@@ -194,7 +184,7 @@ int acl_parse(struct mem *mem, const char *name, const char *text, struct acl **
         const char *e = strchr(s, '\n');
         size_t n = e ? (size_t)(e - s) : strlen(s);
         if (n >= sizeof line) {
-            rc = perr(err, errlen, name, ln, "line longer than %zu bytes", sizeof line - 1);
+            rc = auth_perr(err, errlen, name, ln, "line longer than %zu bytes", sizeof line - 1);
             break;
         }
         memcpy(line, s, n);

@@ -24,6 +24,9 @@ struct auth_entry {
     uint8_t server_key[32];
 };
 
+/* Writes "NAME:LINE: message" into err and returns TERN_EINVAL (password and ACL parsers). */
+int auth_perr(char *err, size_t errlen, const char *name, int line, const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
 const struct auth_entry *auth_db_find(const struct auth_db *db, const uint8_t *u, size_t n);
 size_t auth_b64_decode(const char *in, size_t n, uint8_t *out, size_t cap);
 size_t auth_b64_encode(const uint8_t *in, size_t n, char *out, size_t cap);

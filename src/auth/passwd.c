@@ -16,6 +16,17 @@
 #include "common/file.h"
 #include "common/hmap.h"
 
+int auth_perr(char *err, size_t errlen, const char *name, int line, const char *fmt, ...)
+{
+    int n = snprintf(err, errlen, "%s:%d: ", name, line);
+    va_list ap;
+    va_start(ap, fmt);
+    if (n >= 0 && (size_t)n < errlen)
+        vsnprintf(err + n, errlen - (size_t)n, fmt, ap);
+    va_end(ap);
+    return TERN_EINVAL;
+}
+
 size_t auth_b64_decode(const char *in, size_t n, uint8_t *out, size_t cap)
 {
     if (n == 0 || n % 4 || n / 4 * 3 > cap + 2)
@@ -48,19 +59,6 @@ struct auth_db {
     struct mem *mem;
     struct hmap users; /* name -> struct auth_entry* */
 };
-
-static int perr(char *err, size_t errlen, const char *name, int line, const char *fmt, ...)
-    __attribute__((format(printf, 5, 6)));
-static int perr(char *err, size_t errlen, const char *name, int line, const char *fmt, ...)
-{
-    int n = snprintf(err, errlen, "%s:%d: ", name, line);
-    va_list ap;
-    va_start(ap, fmt);
-    if (n >= 0 && (size_t)n < errlen)
-        vsnprintf(err + n, errlen - (size_t)n, fmt, ap);
-    va_end(ap);
-    return TERN_EINVAL;
-}
 
 /* Splits s[0..n) at each sep into at most max fields; returns the count. */
 static int fields(const char *s, size_t n, char sep, const char **f, size_t *fl, int max)
@@ -190,12 +188,13 @@ int auth_db_parse(struct mem *mem, const char *name, const char *text, struct au
         }
         const char *colon = memchr(s, ':', n);
         if (!colon || colon == s) {
-            rc = perr(err, errlen, name, line, "expected username:hash");
+            rc = auth_perr(err, errlen, name, line, "expected username:hash");
             break;
         }
         size_t ul = (size_t)(colon - s);
         if (ul > AUTH_MAX_USER) {
-            rc = perr(err, errlen, name, line, "user name longer than %d bytes", AUTH_MAX_USER);
+            rc =
+                auth_perr(err, errlen, name, line, "user name longer than %d bytes", AUTH_MAX_USER);
             break;
         }
         struct auth_entry *ent = mem_calloc(mem, MEM_AUTH, sizeof *ent);
@@ -208,13 +207,13 @@ int auth_db_parse(struct mem *mem, const char *name, const char *text, struct au
         const char *why = parse_hash(colon + 1, n - ul - 1, ent);
         if (why) {
             mem_free(mem, MEM_AUTH, ent);
-            rc = perr(err, errlen, name, line, "user '%.*s': %s", (int)ul, s, why);
+            rc = auth_perr(err, errlen, name, line, "user '%.*s': %s", (int)ul, s, why);
             break;
         }
         struct auth_entry *old = hmap_get(&db->users, ent->user, ent->user_len);
         if (old) {
             mem_free(mem, MEM_AUTH, ent);
-            rc = perr(err, errlen, name, line, "user '%.*s' appears twice", (int)ul, s);
+            rc = auth_perr(err, errlen, name, line, "user '%.*s' appears twice", (int)ul, s);
             break;
         }
         if (hmap_put(&db->users, ent->user, ent->user_len, ent)) {

@@ -431,23 +431,17 @@ static void finish_migration(struct client *c)
     migrate_out(c, c->migrate_to);
 }
 
+static void free_client(struct worker *w, struct client *c);
+
 static void adopt(struct worker *w, struct client *c)
 {
     c->migrated = false;
+    link_client(w, c);
     if (atomic_load(&w->b->stopping)) {
         /* arrived after shutdown began: nothing to serve it with */
-        tls_free(c->ssl);
-        mem_free(&w->b->mem, MEM_AUTH, c->cert_user);
-        close(c->fd);
-        atomic_fetch_sub(&w->b->connections, 1);
-        if (c->ip_counted)
-            ip_release(w, c->addr);
-        buf_free(&c->rbuf);
-        outq_free(&c->out);
-        mem_free(&w->b->mem, MEM_CONN, c);
+        free_client(w, c);
         return;
     }
-    link_client(w, c);
     ep_set(c, true);
     c->ka_timer.kind = 1;
     struct config *conf = broker_conf(w->b);
